@@ -1,0 +1,66 @@
+// Shared data-model types: shards, key spaces, tables, partitions and the routing table.
+
+/** Column types a table may be sharded by. int2/int4 hash as int8; varchar hashes as text. */
+export type KeyType = 'int2' | 'int4' | 'int8' | 'text' | 'varchar' | 'uuid';
+
+/** The family of a key type: tables whose keys share a family may share a key space. */
+export type KeyFamily = 'int' | 'text' | 'uuid';
+
+export function keyFamily(t: KeyType): KeyFamily {
+  switch (t) {
+    case 'int2': case 'int4': case 'int8': return 'int';
+    case 'text': case 'varchar': return 'text';
+    case 'uuid': return 'uuid';
+  }
+}
+
+/** Smallest and one-past-largest value of the signed 64-bit hash space. */
+export const HASH_MIN = -(2n ** 63n);
+export const HASH_END = 2n ** 63n;
+
+export type ShardState = 'active' | 'draining' | 'down' | 'removed';
+
+export interface Shard {
+  id: number;
+  /** postgres://user:password@host:port/db of the shard's application database. */
+  url: string;
+  state: ShardState;
+}
+
+export interface KeySpace {
+  id: number;
+  name: string;
+  family: KeyFamily;
+}
+
+export type PartitionState = 'active' | 'moving' | 'splitting' | 'merging';
+
+/** A contiguous range [lo, hi) of one key space's hash space, owned by one shard. */
+export interface Partition {
+  id: number;
+  keyspaceId: number;
+  lo: bigint;
+  hi: bigint;
+  shardId: number;
+  state: PartitionState;
+}
+
+export type TableKind = 'sharded' | 'reference';
+
+export interface TableInfo {
+  /** Lower-case table name, unqualified (schema "public" is implied) or "schema.table". */
+  name: string;
+  kind: TableKind;
+  keyColumn?: string;
+  keyType?: KeyType;
+  keyspaceId?: number;
+}
+
+/** One consistent routing table: every proxy routes by exactly one version at a time. */
+export interface RoutingTable {
+  version: number;
+  shards: Shard[];
+  keyspaces: KeySpace[];
+  tables: TableInfo[];
+  partitions: Partition[];
+}
