@@ -1,0 +1,203 @@
+// The catalog: a Postgres database that is the single source of truth for shards, tables and partitions.
+import pg from 'pg';
+import { CatalogError } from './errors.js';
+import { MIGRATIONS } from './migrations.js';
+import { defaultPartitions } from './routing.js';
+import { keyFamily, type KeyType, type Partition, type PartitionState, type RoutingTable, type Shard, type ShardState, type TableInfo } from './types.js';
+
+/** Advisory lock key that serializes migrations between proxies starting at once ('pgtd'). */
+const MIGRATION_LOCK = 0x70677464;
+
+export interface ShardTableOptions {
+  partitions?: number;
+  /** Join the key space of this (already sharded) table. */
+  colocateWith?: string;
+  /** A key space of its own, named after the table. */
+  alone?: boolean;
+}
+
+export class Catalog {
+  private constructor(readonly pool: pg.Pool, readonly url: string) {}
+
+  static async open(url: string): Promise<Catalog> {
+    const pool = new pg.Pool({ connectionString: url, max: 4, idleTimeoutMillis: 30000, application_name: 'pgtide-catalog' });
+    // An idle client that loses its server must not crash the process: the next query reports it.
+    pool.on('error', () => {});
+    const catalog = new Catalog(pool, url);
+    await catalog.migrate();
+    return catalog;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await c.query('CREATE SCHEMA IF NOT EXISTS pgtide');
+      await c.query('CREATE TABLE IF NOT EXISTS pgtide.schema_migrations (version int PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+      const { rows } = await c.query<{ version: number }>('SELECT version FROM pgtide.schema_migrations');
+      const applied = new Set(rows.map((r) => r.version));
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await c.query('BEGIN');
+        try {
+          await c.query(m.sql);
+          await c.query('INSERT INTO pgtide.schema_migrations (version, description) VALUES ($1, $2)', [m.version, m.description]);
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw new CatalogError('MIGRATION_FAILED', '58000', `catalog migration ${m.version} (${m.description}) failed: ${(err as Error).message}`, { cause: err });
+        }
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+      c.release();
+    }
+  }
+
+  async schemaVersion(): Promise<number> {
+    const { rows } = await this.pool.query<{ v: number | null }>('SELECT max(version) AS v FROM pgtide.schema_migrations');
+    return rows[0]?.v ?? 0;
+  }
+
+  /** Register shard URLs that are not in the catalog yet (ids follow the order given). */
+  async ensureShards(urls: string[]): Promise<void> {
+    await this.change('shards registered', async (c) => {
+      const { rows } = await c.query<{ id: number; url: string }>('SELECT id, url FROM pgtide.shards ORDER BY id');
+      let changed = false;
+      for (const [i, url] of urls.entries()) {
+        const existing = rows.find((r) => r.id === i);
+        if (!existing) {
+          await c.query('INSERT INTO pgtide.shards (id, url) VALUES ($1, $2)', [i, url]);
+          changed = true;
+        } else if (existing.url !== url) {
+          // The config (or the embedded cluster's ports) moved a shard: the config is the truth for URLs.
+          await c.query('UPDATE pgtide.shards SET url = $2 WHERE id = $1', [i, url]);
+          changed = true;
+        }
+      }
+      return changed;
+    });
+  }
+
+  async loadRoutingTable(): Promise<RoutingTable> {
+    const c = await this.pool.connect();
+    try {
+      // One snapshot, so the version matches the rows it describes.
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const version = await c.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
+      const shards = await c.query<{ id: number; url: string; state: ShardState }>('SELECT id, url, state FROM pgtide.shards ORDER BY id');
+      const keyspaces = await c.query<{ id: number; name: string; family: 'int' | 'text' | 'uuid' }>('SELECT id, name, family FROM pgtide.keyspaces ORDER BY id');
+      const tables = await c.query<{ name: string; kind: 'sharded' | 'reference'; key_column: string | null; key_type: KeyType | null; keyspace_id: number | null }>(
+        'SELECT name, kind, key_column, key_type, keyspace_id FROM pgtide.tables ORDER BY name');
+      const parts = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; shard_id: number; state: PartitionState }>(
+        'SELECT id, keyspace_id, lo::text AS lo, hi::text AS hi, shard_id, state FROM pgtide.partitions ORDER BY keyspace_id, lo');
+      await c.query('COMMIT');
+      return {
+        version: Number(version.rows[0]!.version),
+        shards: shards.rows.map((r): Shard => ({ id: r.id, url: r.url, state: r.state })),
+        keyspaces: keyspaces.rows.map((r) => ({ id: r.id, name: r.name, family: r.family })),
+        tables: tables.rows.map((r): TableInfo => ({
+          name: r.name,
+          kind: r.kind,
+          ...(r.key_column ? { keyColumn: r.key_column } : {}),
+          ...(r.key_type ? { keyType: r.key_type } : {}),
+          ...(r.keyspace_id !== null ? { keyspaceId: r.keyspace_id } : {}),
+        })),
+        partitions: parts.rows.map((r): Partition => ({
+          id: r.id, keyspaceId: r.keyspace_id, lo: BigInt(r.lo), hi: BigInt(r.hi), shardId: r.shard_id, state: r.state,
+        })),
+      };
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * Run a routing change in one transaction and bump the routing version when `fn` reports a
+   * change. The row lock on routing_state serializes concurrent changes, so versions never fork.
+   */
+  async change(reason: string, fn: (c: pg.PoolClient) => Promise<boolean>): Promise<number | null> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SELECT version FROM pgtide.routing_state FOR UPDATE');
+      const changed = await fn(c);
+      let version: number | null = null;
+      if (changed) {
+        const r = await c.query<{ version: string }>('UPDATE pgtide.routing_state SET version = version + 1 RETURNING version');
+        version = Number(r.rows[0]!.version);
+        await c.query('INSERT INTO pgtide.routing_versions (version, reason) VALUES ($1, $2)', [version, reason]);
+        await c.query('SELECT pg_notify($1, $2)', ['pgtide_routing', String(version)]);
+      }
+      await c.query('COMMIT');
+      return version;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /** Declare a sharded table; creates its key space (with default partitions) when needed. */
+  async shardTable(name: string, keyColumn: string, keyType: KeyType, opts: ShardTableOptions = {}): Promise<number | null> {
+    const table = name.toLowerCase();
+    return this.change(`shard table ${table} by ${keyColumn}`, async (c) => {
+      const existing = await c.query<{ kind: string; key_column: string | null }>('SELECT kind, key_column FROM pgtide.tables WHERE name = $1', [table]);
+      if (existing.rows[0]) {
+        const e = existing.rows[0];
+        if (e.kind === 'sharded' && e.key_column === keyColumn.toLowerCase()) return false;
+        throw new CatalogError('TABLE_ALREADY_DECLARED', '42710', `table "${table}" is already declared as ${e.kind}${e.key_column ? ` by (${e.key_column})` : ''}`);
+      }
+      const family = keyFamily(keyType);
+      let keyspaceId: number;
+      if (opts.colocateWith) {
+        const other = await c.query<{ keyspace_id: number | null; key_type: KeyType | null }>('SELECT keyspace_id, key_type FROM pgtide.tables WHERE name = $1 AND kind = $2',
+          [opts.colocateWith.toLowerCase(), 'sharded']);
+        const o = other.rows[0];
+        if (!o || o.keyspace_id === null || !o.key_type) throw new CatalogError('UNKNOWN_TABLE', '42P01', `cannot colocate with "${opts.colocateWith}": it is not a sharded table`);
+        if (keyFamily(o.key_type) !== family) {
+          throw new CatalogError('KEYSPACE_TYPE_MISMATCH', '42804', `cannot colocate ${table} (${keyType} key) with ${opts.colocateWith} (${o.key_type} key): keys of different types never hash alike`);
+        }
+        keyspaceId = o.keyspace_id;
+      } else {
+        const ksName = opts.alone ? table : family;
+        const ks = await c.query<{ id: number }>('SELECT id FROM pgtide.keyspaces WHERE name = $1', [ksName]);
+        if (ks.rows[0]) {
+          keyspaceId = ks.rows[0].id;
+        } else {
+          const ins = await c.query<{ id: number }>('INSERT INTO pgtide.keyspaces (name, family) VALUES ($1, $2) RETURNING id', [ksName, family]);
+          keyspaceId = ins.rows[0]!.id;
+          const shards = await c.query<{ id: number }>("SELECT id FROM pgtide.shards WHERE state = 'active' ORDER BY id");
+          if (shards.rows.length === 0) throw new CatalogError('NO_SHARDS', '55000', 'no active shard to place partitions on');
+          for (const p of defaultPartitions(keyspaceId, opts.partitions ?? 8, shards.rows.map((r) => r.id))) {
+            await c.query('INSERT INTO pgtide.partitions (keyspace_id, lo, hi, shard_id) VALUES ($1, $2, $3, $4)', [keyspaceId, p.lo.toString(), p.hi.toString(), p.shardId]);
+          }
+        }
+      }
+      await c.query('INSERT INTO pgtide.tables (name, kind, key_column, key_type, keyspace_id) VALUES ($1, $2, $3, $4, $5)',
+        [table, 'sharded', keyColumn.toLowerCase(), keyType, keyspaceId]);
+      return true;
+    });
+  }
+
+  async referenceTable(name: string): Promise<number | null> {
+    const table = name.toLowerCase();
+    return this.change(`reference table ${table}`, async (c) => {
+      const existing = await c.query<{ kind: string }>('SELECT kind FROM pgtide.tables WHERE name = $1', [table]);
+      if (existing.rows[0]) {
+        if (existing.rows[0].kind === 'reference') return false;
+        throw new CatalogError('TABLE_ALREADY_DECLARED', '42710', `table "${table}" is already declared as ${existing.rows[0].kind}`);
+      }
+      await c.query('INSERT INTO pgtide.tables (name, kind) VALUES ($1, $2)', [table, 'reference']);
+      return true;
+    });
+  }
+}
