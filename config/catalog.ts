@@ -49,7 +49,7 @@ export class Catalog {
           await c.query('COMMIT');
         } catch (err) {
           await c.query('ROLLBACK');
-          throw new CatalogError('MIGRATION_FAILED', '58000', `catalog migration ${m.version} (${m.description}) failed: ${(err as Error).message}`, { cause: err });
+          throw new CatalogError('MIGRATION_FAILED', `catalog migration ${m.version} (${m.description}) failed: ${(err as Error).message}`, { sqlstate: '58000', cause: err });
         }
       }
     } finally {
@@ -154,7 +154,7 @@ export class Catalog {
       if (existing.rows[0]) {
         const e = existing.rows[0];
         if (e.kind === 'sharded' && e.key_column === keyColumn.toLowerCase()) return false;
-        throw new CatalogError('TABLE_ALREADY_DECLARED', '42710', `table "${table}" is already declared as ${e.kind}${e.key_column ? ` by (${e.key_column})` : ''}`);
+        throw new CatalogError('TABLE_ALREADY_DECLARED', `table "${table}" is already declared as ${e.kind}${e.key_column ? ` by (${e.key_column})` : ''}`, { sqlstate: '42710' });
       }
       const family = keyFamily(keyType);
       let keyspaceId: number;
@@ -162,9 +162,9 @@ export class Catalog {
         const other = await c.query<{ keyspace_id: number | null; key_type: KeyType | null }>('SELECT keyspace_id, key_type FROM pgtide.tables WHERE name = $1 AND kind = $2',
           [opts.colocateWith.toLowerCase(), 'sharded']);
         const o = other.rows[0];
-        if (!o || o.keyspace_id === null || !o.key_type) throw new CatalogError('UNKNOWN_TABLE', '42P01', `cannot colocate with "${opts.colocateWith}": it is not a sharded table`);
+        if (!o || o.keyspace_id === null || !o.key_type) throw new CatalogError('UNKNOWN_TABLE', `cannot colocate with "${opts.colocateWith}": it is not a sharded table`, { sqlstate: '42P01' });
         if (keyFamily(o.key_type) !== family) {
-          throw new CatalogError('KEYSPACE_TYPE_MISMATCH', '42804', `cannot colocate ${table} (${keyType} key) with ${opts.colocateWith} (${o.key_type} key): keys of different types never hash alike`);
+          throw new CatalogError('KEYSPACE_TYPE_MISMATCH', `cannot colocate ${table} (${keyType} key) with ${opts.colocateWith} (${o.key_type} key): keys of different types never hash alike`, { sqlstate: '42804' });
         }
         keyspaceId = o.keyspace_id;
       } else {
@@ -176,7 +176,7 @@ export class Catalog {
           const ins = await c.query<{ id: number }>('INSERT INTO pgtide.keyspaces (name, family) VALUES ($1, $2) RETURNING id', [ksName, family]);
           keyspaceId = ins.rows[0]!.id;
           const shards = await c.query<{ id: number }>("SELECT id FROM pgtide.shards WHERE state = 'active' ORDER BY id");
-          if (shards.rows.length === 0) throw new CatalogError('NO_SHARDS', '55000', 'no active shard to place partitions on');
+          if (shards.rows.length === 0) throw new CatalogError('NO_SHARDS', 'no active shard to place partitions on', { sqlstate: '55000' });
           for (const p of defaultPartitions(keyspaceId, opts.partitions ?? 8, shards.rows.map((r) => r.id))) {
             await c.query('INSERT INTO pgtide.partitions (keyspace_id, lo, hi, shard_id) VALUES ($1, $2, $3, $4)', [keyspaceId, p.lo.toString(), p.hi.toString(), p.shardId]);
           }
@@ -194,7 +194,7 @@ export class Catalog {
       const existing = await c.query<{ kind: string }>('SELECT kind FROM pgtide.tables WHERE name = $1', [table]);
       if (existing.rows[0]) {
         if (existing.rows[0].kind === 'reference') return false;
-        throw new CatalogError('TABLE_ALREADY_DECLARED', '42710', `table "${table}" is already declared as ${existing.rows[0].kind}`);
+        throw new CatalogError('TABLE_ALREADY_DECLARED', `table "${table}" is already declared as ${existing.rows[0].kind}`, { sqlstate: '42710' });
       }
       await c.query('INSERT INTO pgtide.tables (name, kind) VALUES ($1, $2)', [table, 'reference']);
       return true;
