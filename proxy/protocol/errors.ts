@@ -1,6 +1,10 @@
 // Base error type of pgtide (stable code + SQLSTATE) and its conversion to wire ErrorResponse fields.
 
-export type PgSeverity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';
+// One base class for the whole project: config/errors.ts defines it (same shape as the brief asked
+// for here), and a second copy would make `instanceof PgtideError` false across areas.
+import { PgtideError, type PgSeverity, type PgtideErrorOptions } from '../../config/errors.js';
+
+export { PgtideError, type PgSeverity, type PgtideErrorOptions };
 
 /** The fields of an ErrorResponse / NoticeResponse the proxy writes itself. */
 export interface PgErrorFields {
@@ -14,36 +18,6 @@ export interface PgErrorFields {
   position?: number;
   where?: string;
   routine?: string;
-}
-
-export interface PgtideErrorOptions {
-  sqlstate?: string;
-  severity?: PgSeverity;
-  detail?: string;
-  hint?: string;
-  cause?: unknown;
-}
-
-/**
- * Every error pgtide raises on purpose. `code` is for logs and code (stable, upper snake case);
- * `sqlstate` and `severity` are what a client sees in the ErrorResponse.
- */
-export class PgtideError extends Error {
-  readonly code: string;
-  readonly sqlstate: string;
-  severity: PgSeverity;
-  detail?: string;
-  hint?: string;
-
-  constructor(code: string, message: string, opts: PgtideErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = new.target.name;
-    this.code = code;
-    this.sqlstate = opts.sqlstate ?? 'XX000';
-    this.severity = opts.severity ?? 'ERROR';
-    if (opts.detail !== undefined) this.detail = opts.detail;
-    if (opts.hint !== undefined) this.hint = opts.hint;
-  }
 }
 
 /**
