@@ -270,6 +270,10 @@ export interface ScramClientOptions {
    */
   keys?: { clientKey: Buffer; serverKey: Buffer };
   maxIterations?: number;
+  /** GS2 flag: 'n' (default) = no channel binding; 'y' = could bind but the server offered no -PLUS (what libpq sends over TLS then) */
+  gs2Flag?: 'n' | 'y';
+  /** the n= attribute; PG ignores it (the startup packet names the user), so libpq sends it empty */
+  username?: string;
 }
 
 /** PBKDF2 results by password/salt/iterations: a pool logs in many times with the same secret, and 4096 rounds cost milliseconds of a blocked loop. */
@@ -290,6 +294,7 @@ function cachedSalted(password: string, salt: Buffer, iterations: number): Buffe
 export class ScramClientSession {
   private readonly clientNonce: string;
   private readonly clientFirstBare: string;
+  private readonly gs2Header: string;
   private expectedServerSignature: Buffer | null = null;
 
   constructor(
@@ -297,13 +302,15 @@ export class ScramClientSession {
     private readonly opts: ScramClientOptions = {},
   ) {
     this.clientNonce = opts.clientNonce ?? randomBytes(NONCE_BYTES).toString('base64');
-    // PG takes the user from the startup packet; an empty n= is what libpq sends
-    this.clientFirstBare = `n=,r=${this.clientNonce}`;
+    // RFC 5802 saslname: ',' and '=' are escaped
+    const user = (opts.username ?? '').replaceAll('=', '=3D').replaceAll(',', '=2C');
+    this.clientFirstBare = `n=${user},r=${this.clientNonce}`;
+    this.gs2Header = `${opts.gs2Flag ?? 'n'},,`;
   }
 
-  /** For SASLInitialResponse (GS2 'n': no channel binding). */
+  /** For SASLInitialResponse. */
   clientFirst(): Buffer {
-    return Buffer.from(`n,,${this.clientFirstBare}`, 'ascii');
+    return Buffer.from(`${this.gs2Header}${this.clientFirstBare}`, 'utf8');
   }
 
   /** server-first-message (SASLContinue data) → client-final-message (SASLResponse data). */
@@ -327,7 +334,7 @@ export class ScramClientSession {
     } else {
       ({ clientKey, serverKey } = keysFromSalted(cachedSalted(this.password, salt, iterations)));
     }
-    const withoutProof = `c=biws,r=${nonce}`;
+    const withoutProof = `c=${Buffer.from(this.gs2Header).toString('base64')},r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${msg},${withoutProof}`;
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
     this.expectedServerSignature = hmac(serverKey, authMessage);
