@@ -162,6 +162,14 @@ export function hashBytes(bytes: Uint8Array): bigint {
   return resultBigint();
 }
 
+/** hash_bytes_extended(bytes, 0) into `out`: binary text/uuid parameters hash without decoding. */
+export function hashBytesParts(bytes: Uint8Array, out: HashParts): HashParts {
+  hashBytesRaw(bytes, bytes.length);
+  out.hi = rb;
+  out.lo = rc >>> 0;
+  return out;
+}
+
 function hexVal(ch: number): number {
   if (ch >= 48 && ch <= 57) return ch - 48;
   if (ch >= 97 && ch <= 102) return ch - 87;
