@@ -381,7 +381,7 @@ export class StatementAnalyzer {
       if (d.defname === 'format' && (v === 'csv' || v === 'binary' || v === 'text')) format = v;
     }
     // Option values may come from string literals (DELIMITER ';'), which the shape drops.
-    if (Object.keys(options).length > 0) this.volatile = true;
+    if (Object.keys(options).length > 0 && this.lexed.literals.length > 0) this.volatile = true;
     const plan: StatementPlan = { kind: 'copy', table: target?.name ?? '', direction, format, options };
     if (node.attlist) plan.columns = names(node.attlist);
     if (node.query) plan.query = this.statement(node.query).plan;
@@ -762,11 +762,11 @@ export class StatementAnalyzer {
   private insertPlan(ctx: DmlContext): StatementPlan {
     const ins = ctx.insert!;
     const info = ins.occ.info;
-    if (ctx.occurrences.length > 1) {
-      return unsupported(`INSERT into sharded table ${ins.occ.name} that reads sharded tables is not supported: the rows would come from several shards`);
-    }
     if (ins.select) {
       return unsupported(`INSERT … SELECT into sharded table ${ins.occ.name} is not supported: the proxy cannot see the shard key of rows the server computes; insert them with VALUES (by key) or COPY`);
+    }
+    if (ctx.occurrences.length > 1) {
+      return unsupported(`INSERT into sharded table ${ins.occ.name} that reads sharded tables is not supported: the rows would come from several shards`);
     }
     if (ins.cols.length === 0) {
       return unsupported(`INSERT into sharded table ${ins.occ.name} must name its columns (INSERT INTO ${ins.occ.name} (${info.keyColumn}, …) VALUES …) so that pgtide can find the shard key ${info.keyColumn}`);
