@@ -94,7 +94,7 @@ export class Catalog {
       const tables = await c.query<{ name: string; kind: 'sharded' | 'reference'; key_column: string | null; key_type: KeyType | null; keyspace_id: number | null }>(
         'SELECT name, kind, key_column, key_type, keyspace_id FROM pgtide.tables ORDER BY name');
       const parts = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; shard_id: number; state: PartitionState }>(
-        'SELECT id, keyspace_id, lo::text AS lo, hi::text AS hi, shard_id, state FROM pgtide.partitions ORDER BY keyspace_id, lo');
+        'SELECT p.id, p.keyspace_id, p.lo::text AS lo, p.hi::text AS hi, p.shard_id, p.state FROM pgtide.partitions p ORDER BY p.keyspace_id, p.lo');
       await c.query('COMMIT');
       return {
         version: Number(version.rows[0]!.version),

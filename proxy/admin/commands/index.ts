@@ -1,0 +1,21 @@
+// The admin command table: the first command whose pattern matches runs.
+import type { AdminCommand } from '../result.js';
+import { explainRoute } from './explain-route.js';
+import { referenceTable } from './reference-table.js';
+import { reload } from './reload.js';
+import { shardTable } from './shard-table.js';
+import { showClients } from './show-clients.js';
+import { showHelp } from './show-help.js';
+import { showPartitions } from './show-partitions.js';
+import { showPools } from './show-pools.js';
+import { showServers } from './show-servers.js';
+import { showShards } from './show-shards.js';
+import { showStats } from './show-stats.js';
+import { showTables } from './show-tables.js';
+import { showVersion } from './show-version.js';
+
+export const COMMANDS: AdminCommand[] = [
+  showShards, showTables, showPartitions, showClients, showServers, showPools, showStats, showVersion,
+  shardTable, referenceTable, explainRoute, reload,
+];
+COMMANDS.push(showHelp(() => COMMANDS));

@@ -1,0 +1,54 @@
+// What every client session shares inside one proxy process: routing, pools, statements, counters.
+import type { Logger } from 'pino';
+import type { PoolMode } from '../config/config-file.js';
+import type { RoutingIndex } from '../config/routing.js';
+import type { RoutingTable } from '../config/types.js';
+import type { ShardPool } from './pool/shard-pool.js';
+import type { Router } from './router/index.js';
+import type { StatementRegistry } from './session/statement-registry.js';
+
+/** A session the cancel handler and SHOW CLIENTS can reach. */
+export interface SessionHandle {
+  readonly pid: number;
+  readonly secret: Buffer;
+  readonly user: string;
+  readonly database: string;
+  readonly remote: string;
+  readonly connectedAt: number;
+  readonly applicationName: string;
+  state(): string;
+  /** Close the connection with a FATAL 57P01 (shutdown). */
+  terminate(): void;
+  /** Servers linked right now (to forward a cancel to). */
+  linkedServers(): { shardId: number; host: string; port: number; pid: number; secret: Buffer }[];
+}
+
+export interface ProxyCounters {
+  queries: number;
+  transactions: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Per shard: statements sent. */
+  perShard: Map<number, number>;
+  scatter: number;
+  broadcast: number;
+}
+
+export interface ProxyContext {
+  readonly poolMode: PoolMode;
+  readonly database: string;
+  readonly log: Logger;
+  /** The routing version this proxy serves right now. */
+  routing(): RoutingIndex;
+  /** The same version as plain data (for SHOW commands). */
+  routingTable(): RoutingTable;
+  readonly router: Router;
+  pool(shardId: number): ShardPool;
+  pools(): ShardPool[];
+  readonly statements: StatementRegistry;
+  /** ParameterStatus values sent to clients at login (from the first server login). */
+  readonly serverParams: Map<string, string>;
+  readonly sessions: Map<number, SessionHandle>;
+  readonly counters: ProxyCounters;
+}

@@ -1,0 +1,234 @@
+// The proxy process's front door: listener, logins, pools per shard, the routing table it serves.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ProxyConfig, UserConfig } from '../config/config-file.js';
+import { RoutingIndex } from '../config/routing.js';
+import type { RoutingTable } from '../config/types.js';
+import { ServerConnection, sendCancel } from './backend/server-connection.js';
+import type { ProxyContext, ProxyCounters, SessionHandle } from './context.js';
+import { acceptConnection, scramSecretFor, type HandshakeHost, type LoginResult } from './frontend/handshake.js';
+import { ShardPool } from './pool/shard-pool.js';
+import { buildParse } from './protocol/frontend-writer.js';
+import { Router } from './router/index.js';
+import { ClientSession } from './session/client-session.js';
+import { startupSettings } from './session/session-settings.js';
+import { StatementRegistry } from './session/statement-registry.js';
+import { AdminSession, type AdminBackend } from './admin/admin-session.js';
+
+/** GUCs a client is told at login, as Postgres reports them. */
+const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',
+  'standard_conforming_strings', 'IntervalStyle', 'is_superuser', 'session_authorization', 'application_name'];
+
+export interface ProxyServerOptions {
+  config: ProxyConfig;
+  routing: RoutingTable;
+  log: Logger;
+  admin: AdminBackend;
+}
+
+function parseShardUrl(url: string) {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 5432),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: decodeURIComponent(u.pathname.slice(1)),
+  };
+}
+
+export class ProxyServer implements ProxyContext, HandshakeHost {
+  readonly poolMode;
+  readonly database: string;
+  readonly log: Logger;
+  readonly router: Router;
+  readonly statements = new StatementRegistry(buildParse);
+  readonly serverParams = new Map<string, string>();
+  readonly sessions = new Map<number, SessionHandle>();
+  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0 };
+  readonly appDatabase: string;
+  readonly authMethod;
+  readonly tlsContext: tls.SecureContext | null;
+  readonly startedAt = Date.now();
+  private index: RoutingIndex;
+  private table: RoutingTable;
+  private readonly shardPools = new Map<number, ShardPool>();
+  private readonly users = new Map<string, UserConfig>();
+  private readonly scramSecrets = new Map<string, string | null>();
+  private readonly adminSessions = new Set<AdminSession>();
+  private server: net.Server | null = null;
+  private nextPid = 1;
+  logins = 0;
+  loginFailures = 0;
+
+  constructor(private readonly opts: ProxyServerOptions) {
+    const { config } = opts;
+    this.poolMode = config.pool.mode;
+    this.database = config.database;
+    this.appDatabase = config.database;
+    this.authMethod = config.auth;
+    this.log = opts.log;
+    this.index = new RoutingIndex(opts.routing);
+    this.table = opts.routing;
+    this.router = new Router(() => this.index, { cacheSize: config.routeCacheSize });
+    for (const u of config.users) this.users.set(u.name, u);
+    this.tlsContext = config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }) : null;
+  }
+
+  get config(): ProxyConfig {
+    return this.opts.config;
+  }
+
+  // ---- ProxyContext ----
+
+  routing(): RoutingIndex {
+    return this.index;
+  }
+
+  routingTable(): RoutingTable {
+    return this.table;
+  }
+
+  pool(shardId: number): ShardPool {
+    let p = this.shardPools.get(shardId);
+    if (!p) {
+      const shard = this.index.shards.find((s) => s.id === shardId);
+      if (!shard) throw new Error(`shard ${shardId} is not in routing version ${this.index.version}`);
+      const c = this.opts.config.pool;
+      p = new ShardPool({ shardId, ...parseShardUrl(shard.url), size: c.size, waitTimeoutMs: c.waitTimeoutMs, idleTimeoutMs: c.idleTimeoutMs });
+      this.shardPools.set(shardId, p);
+    }
+    return p;
+  }
+
+  pools(): ShardPool[] {
+    return [...this.shardPools.values()];
+  }
+
+  /** Serve a new routing version from now on (the route cache depends on which tables are sharded). */
+  installRouting(table: RoutingTable): void {
+    const next = new RoutingIndex(table);
+    this.index = next;
+    this.table = table;
+    this.router.invalidate();
+    for (const [id, pool] of this.shardPools) {
+      const shard = table.shards.find((s) => s.id === id);
+      if (!shard) {
+        void pool.close();
+        this.shardPools.delete(id);
+        continue;
+      }
+      const u = parseShardUrl(shard.url);
+      if (u.host !== pool.opts.host || u.port !== pool.opts.port || u.database !== pool.opts.database) {
+        void pool.close();
+        this.shardPools.delete(id);
+      }
+    }
+    this.log.info({ version: table.version }, 'routing version installed');
+  }
+
+  // ---- HandshakeHost ----
+
+  user(name: string): UserConfig | undefined {
+    return this.users.get(name);
+  }
+
+  scramSecret(user: UserConfig): string | null {
+    if (!this.scramSecrets.has(user.name)) this.scramSecrets.set(user.name, scramSecretFor(user.password));
+    return this.scramSecrets.get(user.name)!;
+  }
+
+  loginParams(clientParams: Record<string, string>): [string, string][] {
+    const out: [string, string][] = [];
+    for (const name of REPORTED_PARAMS) {
+      const lower = name.toLowerCase();
+      const requested = Object.entries(clientParams).find(([k]) => k.toLowerCase() === lower)?.[1];
+      const value = name === 'application_name' ? (requested ?? '') : (requested ?? this.serverParams.get(name));
+      if (value !== undefined) out.push([name, value]);
+    }
+    return out;
+  }
+
+  newBackendKey(): { pid: number; secret: Buffer } {
+    return { pid: this.nextPid++, secret: randomBytes(4) };
+  }
+
+  cancel(pid: number, secret: Buffer): void {
+    const session = [...this.sessions.values()].find((s) => s.pid === pid);
+    if (!session || session.secret.length !== secret.length || !timingSafeEqual(session.secret, secret)) {
+      this.log.info({ pid }, 'cancel request for an unknown session ignored');
+      return;
+    }
+    for (const s of session.linkedServers()) {
+      sendCancel(s.host, s.port, s.pid, s.secret).catch((err: Error) => this.log.warn({ err: err.message, shard: s.shardId }, 'cancel forward failed'));
+    }
+  }
+
+  onLogin(r: LoginResult): void {
+    this.logins++;
+    r.socket.setKeepAlive(true, 60_000);
+    if (r.database === 'pgtide') {
+      const s = new AdminSession(this, this.opts.admin, r.socket, r.reader, r.user.name, r.pid, r.secret);
+      this.adminSessions.add(s);
+      r.socket.once('close', () => this.adminSessions.delete(s));
+      s.start();
+      return;
+    }
+    const remote = `${r.socket.remoteAddress}:${r.socket.remotePort}`;
+    const session = new ClientSession(this, r.socket, r.reader, r.user.name, r.database, r.secret, startupSettings(r.params), remote, r.pid);
+    session.start();
+  }
+
+  onRejected(reason: string, remote: string): void {
+    this.loginFailures++;
+    this.log.info({ remote, reason }, 'login refused');
+  }
+
+  // ---- lifecycle ----
+
+  /** Learn the server's reported parameters (server_version, encoding…) for client logins. */
+  async probeServerParams(): Promise<void> {
+    const shard = this.index.shards.find((s) => s.id === this.index.primaryShardId);
+    if (!shard) return;
+    const conn = await ServerConnection.connect({ ...parseShardUrl(shard.url), connectTimeoutMs: 5000 });
+    for (const [k, v] of conn.serverParams) this.serverParams.set(k, v);
+    conn.socket.destroy();
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    await Router.init();
+    try {
+      await this.probeServerParams();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not reach the primary shard to learn its parameters; using defaults');
+      for (const [k, v] of Object.entries({ server_version: '15.0', server_encoding: 'UTF8', client_encoding: 'UTF8', DateStyle: 'ISO, MDY', TimeZone: 'UTC', integer_datetimes: 'on', standard_conforming_strings: 'on', IntervalStyle: 'postgres' })) {
+        this.serverParams.set(k, v);
+      }
+    }
+    const server = net.createServer((socket) => acceptConnection(this, socket));
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    const closing = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    for (const s of [...this.sessions.values()]) s.terminate();
+    for (const s of [...this.adminSessions]) s.terminate();
+    await closing;
+    await Promise.all([...this.shardPools.values()].map((p) => p.close()));
+  }
+}

@@ -1,0 +1,1121 @@
+// One application client after login: routes its statements to shards and relays the answers.
+//
+// The hot path: a simple Query is framed, its shape looked up in the route cache, the owning
+// shard's pooled server linked, and the client's bytes written to it untouched; the server's
+// bytes go back untouched too, while a header scan watches for ReadyForQuery to know when the
+// transaction ended and the server can go back to the pool (transaction pooling).
+//
+// A unit of work is one simple Query, or one batch of extended-protocol messages up to Sync or
+// Flush. While a unit is in flight the client's further messages wait in the reader (bounded by
+// pausing the socket), so replies never interleave. Each linked server has a queue of Steps
+// (see steps.ts) saying how to treat each reply; statements that span shards run as a fan-out
+// whose replies are merged (rows concatenated, counts summed) into one answer.
+import type { Socket } from 'node:net';
+import { PgtideError } from '../../config/errors.js';
+import { resolveRowShards, type BoundParams, type StatementPlan } from '../router/index.js';
+import type { ProxyContext, SessionHandle } from '../context.js';
+import type { PooledServer, ServerSink } from '../pool/pooled-server.js';
+import {
+  BackendCode, BackendScanner, commandCompleteTag, readyForQueryStatus, parseErrorFields,
+} from '../protocol/backend-scanner.js';
+import * as bw from '../protocol/backend-writer.js';
+import { toErrorFields, ProtocolError } from '../protocol/errors.js';
+import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
+import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
+import { buildClose, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { routeOf } from './route.js';
+import { syncSettings } from './session-settings.js';
+import { StatementRegistry, type RegisteredStatement } from './statement-registry.js';
+import {
+  BIND_FORWARD, CLOSE_FORWARD, CLOSE_SWALLOW, DESCRIBE_FORWARD, EXECUTE_FORWARD, QUERY_FORWARD, QUERY_SWALLOW,
+  StepKind, SYNC_FORWARD, endsAtReady, isSwallow, type Step,
+} from './steps.js';
+
+/** Pause reading from the client when this much is buffered while a unit is in flight. */
+const MAX_BUFFERED_INPUT = 1 << 20;
+
+export class SessionError extends PgtideError {}
+
+/** A client statement known by name (or the unnamed one). */
+interface ClientStatement {
+  reg: RegisteredStatement;
+  key: string;
+  plans: StatementPlan[];
+  literals: string[];
+  /** The client's own Parse bytes (unnamed statements are forwarded as sent). */
+  parseBytes: Buffer;
+}
+
+/** A server linked to this client, with the replies still expected from it. */
+interface Link {
+  server: PooledServer;
+  shardId: number;
+  steps: Step[];
+  head: number;
+  scanner: BackendScanner;
+  /** Sent a Query/Sync whose ReadyForQuery has not come yet. */
+  busy: boolean;
+}
+
+/** Merges the replies of one statement run on several shards into one answer. */
+interface FanOut {
+  pending: number;
+  rowDescriptionSent: boolean;
+  rows: number;
+  tagVerb: string | null;
+  /** INSERT's tag is "INSERT 0 n". */
+  tagPrefix: string;
+  error: Buffer | null;
+  copyOutSent: boolean;
+  /** Forward only the first shard's tag as is (DDL). */
+  kind: 'rows' | 'ddl';
+}
+
+export class ClientSession implements ServerSink, SessionHandle {
+  readonly connectedAt = Date.now();
+  readonly applicationName: string;
+  private readonly links = new Map<number, Link>();
+  private readonly linkByServer = new Map<PooledServer, Link>();
+  private readonly statements = new Map<string, ClientStatement>();
+  private unnamed: ClientStatement | null = null;
+  /** Extended-protocol messages collected until Sync/Flush. */
+  private batch: FrontendMessage[] = [];
+  /** After an error inside a Flush-terminated batch, drop messages until Sync (protocol rule). */
+  private skipUntilSync = false;
+  /** A unit is in flight: further client messages wait in the reader. */
+  private busy = false;
+  private inCopyIn = false;
+  /**
+   * The client's BEGIN (and SAVEPOINTs right after it), held until the first statement that
+   * names a shard tells where the transaction lives; replayed there before that statement.
+   */
+  private held: Buffer[] = [];
+  /** The proxy failed a statement inside the transaction: only ROLLBACK gets through (25P02). */
+  private clientFailed = false;
+  /** The last extended batch ended with Flush: keep the server linked (portals, unnamed statement). */
+  private holdForFlush = false;
+  private fanOut: FanOut | null = null;
+  private closed = false;
+  private paused = false;
+  private unitStarted = 0;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly socket: Socket,
+    private readonly reader: FrontendReader,
+    readonly user: string,
+    readonly database: string,
+    readonly secret: Buffer,
+    /** The client's session settings: GUC name → SET statement (startup params + session SETs). */
+    private readonly settings: Map<string, string>,
+    readonly remote: string,
+    readonly pid: number,
+  ) {
+    this.applicationName = /TO '(.*)'$/.exec(settings.get('application_name') ?? '')?.[1] ?? '';
+    ctx.sessions.set(this.pid, this);
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('close', () => this.cleanup());
+    socket.on('error', () => this.cleanup());
+    socket.on('drain', () => this.onClientDrain());
+  }
+
+  // ---- SessionHandle ----
+
+  state(): string {
+    if (this.closed) return 'closed';
+    if (this.inCopyIn) return 'copy';
+    if (this.busy) return 'active';
+    return this.txStatus() === 'I' ? 'idle' : 'idle in transaction';
+  }
+
+  linkedServers() {
+    return [...this.links.values()].map((l) => ({
+      shardId: l.shardId, host: this.ctx.pool(l.shardId).opts.host, port: this.ctx.pool(l.shardId).opts.port,
+      pid: l.server.conn.pid, secret: l.server.conn.secret,
+    }));
+  }
+
+  terminate(): void {
+    this.write(bw.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' }));
+    this.socket.end();
+    this.cleanup();
+  }
+
+  /** Start serving: process whatever the reader already holds (bytes that followed the login). */
+  start(): void {
+    this.pump();
+  }
+
+  // ---- client input ----
+
+  private onClientData(chunk: Buffer): void {
+    this.ctx.counters.bytesIn += chunk.length;
+    this.reader.push(chunk);
+    this.pump();
+    if (this.busy && !this.inCopyIn && this.reader.pendingBytes > MAX_BUFFERED_INPUT && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private pump(): void {
+    while (!this.closed && (!this.busy || this.inCopyIn)) {
+      let msg: FrontendMessage | undefined;
+      try {
+        msg = this.reader.next();
+      } catch (err) {
+        this.fatal(err);
+        return;
+      }
+      if (!msg) break;
+      try {
+        this.handle(msg);
+      } catch (err) {
+        if (err instanceof ProtocolError) {
+          this.fatal(err);
+          return;
+        }
+        this.failUnit(err);
+      }
+    }
+    if (!this.busy && this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private handle(msg: FrontendMessage): void {
+    const code = msg.code;
+    if (this.inCopyIn) {
+      this.handleCopyIn(msg);
+      return;
+    }
+    if (this.skipUntilSync) {
+      if (code === FrontendCode.Sync) {
+        this.skipUntilSync = false;
+        if (this.holdForFlush && this.links.size > 0) {
+          // The held server is waiting for Sync too (it skips input after an error).
+          this.batch = [msg];
+          this.runBatch();
+        } else {
+          this.write(bw.readyForQuery(this.txStatus()));
+        }
+      }
+      return;
+    }
+    switch (code) {
+      case FrontendCode.Query:
+        this.handleQuery(msg);
+        return;
+      case FrontendCode.Parse:
+      case FrontendCode.Bind:
+      case FrontendCode.Describe:
+      case FrontendCode.Execute:
+      case FrontendCode.Close:
+        this.batch.push(msg);
+        return;
+      case FrontendCode.Sync:
+      case FrontendCode.Flush:
+        this.batch.push(msg);
+        this.runBatch();
+        return;
+      case FrontendCode.Terminate:
+        this.onTerminate();
+        return;
+      case FrontendCode.CopyData:
+      case FrontendCode.CopyDone:
+      case FrontendCode.CopyFail:
+        // Stray copy messages outside COPY: the server would ignore them too.
+        return;
+      case FrontendCode.FunctionCall:
+        throw new SessionError('FUNCTION_CALL', 'the fast-path function call protocol is not supported through pgtide', { sqlstate: '0A000' });
+      default:
+        throw new ProtocolError(`unexpected message type "${String.fromCharCode(code)}"`);
+    }
+  }
+
+  // ---- transaction state ----
+
+  private txStatus(): 'I' | 'T' | 'E' {
+    if (this.clientFailed) return 'E';
+    let status: 'I' | 'T' | 'E' = this.held.length > 0 ? 'T' : 'I';
+    for (const l of this.links.values()) {
+      if (l.server.txStatus === 'E') return 'E';
+      if (l.server.txStatus === 'T') status = 'T';
+    }
+    return status;
+  }
+
+  /** The shard the open transaction lives on, if any. */
+  private pinnedShard(): number | null {
+    for (const l of this.links.values()) if (l.server.txStatus !== 'I') return l.shardId;
+    if (this.holdForFlush && this.links.size === 1) return this.links.values().next().value!.shardId;
+    return null;
+  }
+
+  // ---- simple query ----
+
+  private handleQuery(msg: FrontendMessage): void {
+    this.ctx.counters.queries++;
+    const sql = parseQuery(msg.bytes);
+    const { analysis, literals } = this.ctx.router.analyze(sql);
+    const plans = analysis.plans;
+    if (plans.length === 0) {
+      this.write(bw.emptyQueryResponse());
+      this.write(bw.readyForQuery(this.txStatus()));
+      return;
+    }
+    for (const p of plans) {
+      if (p.kind === 'unsupported') throw new SessionError('UNSUPPORTED_STATEMENT', p.message, { sqlstate: p.sqlstate });
+    }
+    const first = plans[0]!;
+    if (this.clientFailed) {
+      if (plans.length === 1 && first.kind === 'transaction' && (first.op === 'rollback' || first.op === 'commit' || first.op === 'rollback-to')) {
+        this.endFailedTransaction(first.op);
+        return;
+      }
+      throw new SessionError('IN_FAILED_TRANSACTION', 'current transaction is aborted, commands ignored until end of transaction block', { sqlstate: '25P02' });
+    }
+    if (plans.length === 1 && first.kind === 'transaction' && this.handleHeldTransaction(first.op, msg)) return;
+    if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
+
+    const target = this.targetShards(plans, literals, null);
+    if (target.fanout) {
+      this.runFanOut(plans[0]!, target.shards, msg, sql, literals);
+      return;
+    }
+    const shardId = target.shards[0]!;
+    this.withLink(shardId, (link) => {
+      this.prepareLink(link);
+      link.server.unnamedKey = null;
+      this.sendToLink(link, msg.bytes, QUERY_FORWARD);
+      if (plans.length === 1 && first.kind === 'session' && first.op === 'set' && first.name) this.pendingSetting = { name: first.name, sql };
+    });
+  }
+
+  /** A session-level SET to remember once it succeeded (replayed on other servers in transaction mode). */
+  private pendingSetting: { name: string; sql: string } | null = null;
+
+  /** BEGIN/COMMIT/ROLLBACK with no server linked yet are answered by the proxy. */
+  private handleHeldTransaction(op: string, msg: FrontendMessage): boolean {
+    const linked = this.pinnedShard() !== null;
+    if (op === 'begin' && !linked && this.held.length === 0 && this.txStatus() === 'I') {
+      this.held = [Buffer.from(msg.bytes)];
+      this.ctx.counters.transactions++;
+      this.write(bw.commandComplete('BEGIN'));
+      this.write(bw.readyForQuery('T'));
+      return true;
+    }
+    if (this.held.length > 0 && !linked && (op === 'savepoint' || op === 'release' || op === 'rollback-to')) {
+      // Nothing ran yet: the savepoint is replayed with the BEGIN wherever the transaction lands.
+      this.held.push(Buffer.from(msg.bytes));
+      this.write(bw.commandComplete(op === 'savepoint' ? 'SAVEPOINT' : op === 'release' ? 'RELEASE' : 'ROLLBACK'));
+      this.write(bw.readyForQuery('T'));
+      return true;
+    }
+    if ((op === 'commit' || op === 'rollback') && this.held.length > 0 && !linked) {
+      this.held = [];
+      this.write(bw.commandComplete(op === 'commit' ? 'COMMIT' : 'ROLLBACK'));
+      this.write(bw.readyForQuery('I'));
+      return true;
+    }
+    if (op === 'begin' && this.txStatus() !== 'I') {
+      this.write(bw.noticeResponse({ severity: 'WARNING', code: '25001', message: 'there is already a transaction in progress' }));
+      this.write(bw.commandComplete('BEGIN'));
+      this.write(bw.readyForQuery(this.txStatus()));
+      return true;
+    }
+    if ((op === 'commit' || op === 'rollback') && !linked && this.txStatus() === 'I') {
+      this.write(bw.noticeResponse({ severity: 'WARNING', code: '25P01', message: 'there is no transaction in progress' }));
+      this.write(bw.commandComplete(op === 'commit' ? 'COMMIT' : 'ROLLBACK'));
+      this.write(bw.readyForQuery('I'));
+      return true;
+    }
+    return false;
+  }
+
+  /** Session commands that transaction pooling answers itself (they would leak across clients). */
+  private handleSessionLocally(plan: Extract<StatementPlan, { kind: 'session' }>, sql: string): boolean {
+    if (this.ctx.poolMode === 'session') return false;
+    switch (plan.op) {
+      case 'discard':
+        if (/^\s*discard\s+all\s*;?\s*$/i.test(sql)) {
+          if (this.txStatus() !== 'I') throw new SessionError('DISCARD_IN_TRANSACTION', 'DISCARD ALL cannot run inside a transaction block', { sqlstate: '25001' });
+          this.statements.clear();
+          this.unnamed = null;
+          this.settings.clear();
+          this.write(bw.commandComplete('DISCARD ALL'));
+          this.write(bw.readyForQuery('I'));
+          return true;
+        }
+        return false;
+      case 'reset':
+        if (/^\s*reset\s+all\s*;?\s*$/i.test(sql) && this.txStatus() === 'I') {
+          this.settings.clear();
+          this.write(bw.commandComplete('RESET'));
+          this.write(bw.readyForQuery('I'));
+          return true;
+        }
+        if (plan.name && this.txStatus() === 'I') {
+          this.settings.delete(plan.name);
+          this.write(bw.commandComplete('RESET'));
+          this.write(bw.readyForQuery('I'));
+          return true;
+        }
+        return false;
+      case 'deallocate':
+        if (/^\s*deallocate\s+(prepare\s+)?all\s*;?\s*$/i.test(sql)) {
+          this.statements.clear();
+          this.write(bw.commandComplete('DEALLOCATE ALL'));
+          this.write(bw.readyForQuery(this.txStatus()));
+          return true;
+        }
+        throw new SessionError('SQL_PREPARE_IN_TRANSACTION_POOLING', 'SQL-level PREPARE/EXECUTE/DEALLOCATE do not survive transaction pooling', {
+          sqlstate: '0A000', hint: 'use protocol-level prepared statements (every driver does), or pool.mode: session',
+        });
+      case 'prepare':
+      case 'execute':
+      case 'listen':
+      case 'unlisten':
+        throw new SessionError('SESSION_STATE_IN_TRANSACTION_POOLING', `${plan.op.toUpperCase()} needs a dedicated server session, which transaction pooling does not give`, {
+          sqlstate: '0A000', hint: plan.op === 'listen' || plan.op === 'unlisten' ? 'connect with pool.mode: session for LISTEN' : 'use protocol-level prepared statements, or pool.mode: session',
+        });
+      default:
+        return false;
+    }
+  }
+
+  private endFailedTransaction(op: string): void {
+    const linked = [...this.links.values()].filter((l) => l.server.txStatus !== 'I');
+    this.clientFailed = false;
+    this.held = [];
+    if (op === 'rollback-to' || linked.length === 0) {
+      // Nothing reached a server (or a savepoint rollback the server would accept): answer here.
+      if (linked.length === 0) {
+        this.write(bw.commandComplete('ROLLBACK'));
+        this.write(bw.readyForQuery('I'));
+        return;
+      }
+    }
+    const link = linked[0]!;
+    // COMMIT of a failed transaction is a ROLLBACK in Postgres too, and its tag says so.
+    this.sendToLink(link, op === 'rollback-to' ? buildQuery('ROLLBACK') : buildQuery('ROLLBACK'), QUERY_FORWARD);
+  }
+
+  // ---- routing ----
+
+  /** Which shards a unit runs on, checked against the open transaction. */
+  private targetShards(plans: StatementPlan[], literals: string[], params: BoundParams | null): { shards: number[]; fanout: boolean } {
+    const index = this.ctx.routing();
+    const wanted = new Set<number>();
+    let any = true;
+    let fanout = false;
+    for (const plan of plans) {
+      const r = routeOf(plan, literals, params, index);
+      if (r === 'any') continue;
+      any = false;
+      if (r === 'all') {
+        for (const id of index.dataShardIds()) wanted.add(id);
+        fanout = true;
+      } else {
+        for (const id of r) wanted.add(id);
+      }
+    }
+    const pinned = this.pinnedShard();
+    if (any) {
+      const shard = pinned ?? (this.links.size > 0 ? this.links.keys().next().value! : index.primaryShardId);
+      return { shards: [shard], fanout: false };
+    }
+    const shards = [...wanted].sort((a, b) => a - b);
+    if (shards.length > 1) fanout = true;
+    if (shards.length === 1) fanout = false;
+    if (pinned !== null && (shards.length !== 1 || shards[0] !== pinned)) {
+      throw new SessionError('CROSS_SHARD_TRANSACTION', `this statement needs shard${shards.length > 1 ? 's' : ''} ${shards.join(', ')} but the open transaction lives on shard ${pinned}`, {
+        sqlstate: '0A000',
+        detail: 'pgtide pins a transaction to the shard of its first statement; a transaction may not touch several shards unless two-phase commit is enabled',
+        hint: 'keep each transaction on one shard key, or run the statement outside the transaction',
+      });
+    }
+    if (fanout && this.txStatus() !== 'I') {
+      throw new SessionError('CROSS_SHARD_TRANSACTION', `this statement runs on shards ${shards.join(', ')}, which a transaction block cannot span without two-phase commit`, {
+        sqlstate: '0A000', hint: 'run it outside the transaction block, or give it a shard key',
+      });
+    }
+    if (fanout && plans.length > 1) {
+      throw new SessionError('MULTI_STATEMENT_FANOUT', 'a multi-statement query string must stay on one shard, since it runs as one implicit transaction', {
+        sqlstate: '0A000', hint: 'send the statements one by one',
+      });
+    }
+    return { shards, fanout };
+  }
+
+  // ---- links ----
+
+  /** Link the shard's server (from the pool unless already linked) and run `fn` with it. */
+  private withLink(shardId: number, fn: (link: Link) => void): void {
+    this.busy = true;
+    this.unitStarted = performance.now();
+    const existing = this.links.get(shardId);
+    if (existing) {
+      fn(existing);
+      return;
+    }
+    const pool = this.ctx.pool(shardId);
+    const server = pool.tryAcquire();
+    if (server) {
+      fn(this.attach(shardId, server));
+      return;
+    }
+    pool.acquire().then((s) => {
+      if (this.closed) {
+        pool.release(s);
+        return;
+      }
+      try {
+        fn(this.attach(shardId, s));
+      } catch (err) {
+        this.failUnit(err);
+      }
+    }, (err: unknown) => this.failUnit(err));
+  }
+
+  private attach(shardId: number, server: PooledServer): Link {
+    server.sink = this;
+    const link: Link = { server, shardId, steps: [], head: 0, scanner: new BackendScanner(), busy: false };
+    this.links.set(shardId, link);
+    this.linkByServer.set(server, link);
+    return link;
+  }
+
+  /** Before the first statement on a freshly linked server: settings sync and the held BEGIN. */
+  private prepareLink(link: Link): void {
+    if (this.ctx.poolMode === 'transaction' || link.server.queries === 0) {
+      const sync = syncSettings(link.server.settings, this.settings);
+      if (sync) this.sendToLink(link, buildQuery(sync), QUERY_SWALLOW);
+    }
+    if (this.held.length > 0 && link.server.txStatus === 'I') {
+      for (const stmt of this.held) this.sendToLink(link, stmt, QUERY_SWALLOW);
+      this.held = [];
+    }
+  }
+
+  private sendToLink(link: Link, bytes: Buffer, step: Step): void {
+    link.steps.push(step);
+    if (endsAtReady(step.kind)) link.busy = true;
+    link.server.queries++;
+    this.ctx.counters.perShard.set(link.shardId, (this.ctx.counters.perShard.get(link.shardId) ?? 0) + 1);
+    if (!link.server.write(bytes)) this.pauseClientFor(link.server);
+  }
+
+  private pauseClientFor(server: PooledServer): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+    server.socket.once('drain', () => {
+      if (this.paused && !this.busy) return;
+      this.paused = false;
+      this.socket.resume();
+    });
+  }
+
+  /** Release links the transaction no longer needs (transaction pooling). */
+  private releaseIdleLinks(): void {
+    if (this.ctx.poolMode === 'session' || this.holdForFlush) return;
+    for (const [shardId, link] of this.links) {
+      if (link.server.txStatus === 'I' && link.head >= link.steps.length) {
+        this.detach(shardId, link);
+        this.ctx.pool(shardId).release(link.server);
+      }
+    }
+  }
+
+  private detach(shardId: number, link: Link): void {
+    this.links.delete(shardId);
+    this.linkByServer.delete(link.server);
+  }
+
+  // ---- server replies ----
+
+  onServerData(server: PooledServer, chunk: Buffer): void {
+    const link = this.linkByServer.get(server);
+    if (!link) return;
+    this.ctx.counters.bytesOut += chunk.length;
+    const scanner = link.scanner;
+    try {
+      scanner.push(chunk);
+      if (this.fanOut) this.relayFanOut(link);
+      else this.relay(link);
+    } catch (err) {
+      // A server that breaks the protocol cannot be trusted with anyone's data.
+      this.ctx.log.error({ err, shard: link.shardId }, 'server protocol error');
+      this.detach(link.shardId, link);
+      this.ctx.pool(link.shardId).discard(server);
+      this.failUnit(new SessionError('SERVER_PROTOCOL', `shard ${link.shardId} sent a malformed reply: ${(err as Error).message}`, { sqlstate: '08P01' }));
+    }
+  }
+
+  /** Single-server relay: forward runs of messages untouched, act on the few that matter. */
+  private relay(link: Link): void {
+    const scanner = link.scanner;
+    let runStart = -1;
+    let runEnd = -1;
+    const flush = () => {
+      if (runStart >= 0) {
+        this.write(scanner.buffer.subarray(runStart, runEnd));
+        runStart = -1;
+      }
+    };
+    for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
+      const buf = scanner.buffer;
+      // Synthesized replies due before this message.
+      while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) {
+        flush();
+        this.write(link.steps[link.head++]!.bytes!);
+      }
+      const code = m.code;
+      const step = link.steps[link.head];
+      if (code === BackendCode.NoticeResponse || code === BackendCode.NotificationResponse || !step) {
+        if (runStart < 0) runStart = m.start;
+        runEnd = m.end;
+        continue;
+      }
+      const swallow = isSwallow(step.kind);
+      if (code === BackendCode.ParameterStatus) {
+        if (swallow) flush();
+        else {
+          if (runStart < 0) runStart = m.start;
+          runEnd = m.end;
+        }
+        continue;
+      }
+      if (code === BackendCode.ErrorResponse) {
+        this.ctx.counters.errors++;
+        // Errors always reach the client, even from an injected step: it must know.
+        if (step.kind === StepKind.QuerySwallow) {
+          this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, m.start, m.end) }, 'injected statement failed');
+        }
+        if (runStart < 0) runStart = m.start;
+        runEnd = m.end;
+        if (step.kind === StepKind.QueryForward || step.kind === StepKind.QuerySwallow) {
+          this.pendingSetting = null;
+          continue; // the ReadyForQuery still follows
+        }
+        this.onExtendedError(link, step);
+        continue;
+      }
+      let forward = !swallow;
+      switch (step.kind) {
+        case StepKind.QueryForward:
+        case StepKind.QuerySwallow:
+          if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
+          if (code === BackendCode.ReadyForQuery) {
+            link.head++;
+            link.busy = false;
+            link.server.txStatus = readyForQueryStatus(buf, m.start);
+            if (step.kind === StepKind.QueryForward) this.commitPendingSetting();
+          }
+          break;
+        case StepKind.SyncForward:
+        case StepKind.SyncSwallow:
+          if (code === BackendCode.ReadyForQuery) {
+            link.head++;
+            link.busy = false;
+            link.server.txStatus = readyForQueryStatus(buf, m.start);
+          }
+          break;
+        case StepKind.ParseForward:
+        case StepKind.ParseSwallow:
+        case StepKind.BindForward:
+        case StepKind.CloseForward:
+        case StepKind.CloseSwallow:
+          link.head++;
+          break;
+        case StepKind.DescribeForward:
+          if (code === BackendCode.RowDescription || code === BackendCode.NoData) link.head++;
+          break;
+        case StepKind.ExecuteForward:
+          if (code === BackendCode.CommandComplete || code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) link.head++;
+          else if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
+          break;
+        default:
+          forward = true;
+      }
+      if (forward) {
+        if (runStart < 0) runStart = m.start;
+        runEnd = m.end;
+      } else {
+        flush();
+      }
+    }
+    flush();
+    // Synth steps at the tail (replies to messages that never reached the server).
+    while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) this.write(link.steps[link.head++]!.bytes!);
+    if (link.head >= link.steps.length) {
+      link.steps.length = 0;
+      link.head = 0;
+      if (!link.busy) this.unitDone();
+    }
+  }
+
+  /** After an ErrorResponse in extended mode the server skips to Sync; so do our expectations. */
+  private onExtendedError(link: Link, step: Step): void {
+    if (step.statementId !== undefined && (step.kind === StepKind.ParseForward || step.kind === StepKind.ParseSwallow)) {
+      link.server.prepared.delete(step.statementId);
+    }
+    if (step.clientName !== undefined) this.statements.delete(step.clientName);
+    if (step.kind === StepKind.ParseForward && step.clientName === '') this.unnamed = null;
+    while (link.head < link.steps.length) {
+      const k = link.steps[link.head]!.kind;
+      if (k === StepKind.SyncForward || k === StepKind.SyncSwallow) break;
+      link.head++;
+    }
+    if (link.head >= link.steps.length) {
+      // The batch ended with Flush: the server now ignores everything until Sync, so must we.
+      this.skipUntilSync = true;
+    }
+  }
+
+  private commitPendingSetting(): void {
+    const p = this.pendingSetting;
+    this.pendingSetting = null;
+    if (!p) return;
+    this.settings.set(p.name, p.sql.trim().replace(/;+\s*$/, ''));
+    for (const l of this.links.values()) l.server.settings.set(p.name, this.settings.get(p.name)!);
+  }
+
+  private unitDone(): void {
+    if (this.inCopyIn) return;
+    for (const l of this.links.values()) if (l.head < l.steps.length || l.busy) return;
+    this.busy = false;
+    this.releaseIdleLinks();
+    this.pump();
+  }
+
+  onServerClosed(server: PooledServer): void {
+    const link = this.linkByServer.get(server);
+    if (!link) return;
+    this.detach(link.shardId, link);
+    this.ctx.pool(link.shardId).discard(server);
+    if (this.closed) return;
+    const wasBusy = this.busy;
+    this.fanOut = null;
+    this.inCopyIn = false;
+    this.held = [];
+    // The transaction on that server is gone; anything else linked is rolled back with it.
+    for (const [shardId, l] of this.links) {
+      this.detach(shardId, l);
+      this.ctx.pool(shardId).discard(l.server);
+    }
+    const err = bw.errorResponse({ severity: 'ERROR', code: '08006', message: `lost the connection to shard ${link.shardId}; the current transaction, if any, was rolled back` });
+    if (wasBusy || link.server.txStatus !== 'I') {
+      this.write(err);
+      if (wasBusy) this.write(bw.readyForQuery('I'));
+      else this.clientFailed = false;
+    }
+    this.busy = false;
+    this.pump();
+  }
+
+  // ---- fan-out (scatter reads, broadcast writes and DDL, multi-row inserts) ----
+
+  private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[]): void {
+    if (plan.kind === 'copy' && plan.direction === 'from') {
+      throw new SessionError('SHARDED_COPY_FROM', `COPY ${plan.table} FROM STDIN into a sharded table is not supported yet`, {
+        sqlstate: '0A000', hint: 'insert the rows with INSERT … VALUES through the proxy',
+      });
+    }
+    this.ctx.counters[plan.kind === 'scatter-read' || plan.kind === 'copy' ? 'scatter' : 'broadcast']++;
+    const perShard = new Map<number, Buffer>();
+    if (plan.kind === 'insert-rows') {
+      const index = this.ctx.routing();
+      const rowsByShard = new Map<number, string[]>();
+      const rowShards = resolveRowShards(plan, literals, null, index);
+      rowShards.forEach((shard, i) => {
+        const span = plan.rowSpans[i]!;
+        let list = rowsByShard.get(shard);
+        if (!list) rowsByShard.set(shard, (list = []));
+        list.push(sql.slice(span[0], span[1]));
+      });
+      const head = sql.slice(plan.head[0], plan.head[1]);
+      const tail = sql.slice(plan.tail[0], plan.tail[1]);
+      for (const [shard, rows] of rowsByShard) perShard.set(shard, buildQuery(`${head}${rows.join(', ')}${tail}`));
+    } else {
+      for (const s of shards) perShard.set(s, msg.bytes);
+    }
+    const kind: FanOut['kind'] = plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows';
+    this.fanOut = { pending: perShard.size, rowDescriptionSent: false, rows: 0, tagVerb: null, tagPrefix: '', error: null, copyOutSent: false, kind };
+    this.busy = true;
+    let remaining = perShard.size;
+    const failures: unknown[] = [];
+    const links: { link: Link; bytes: Buffer }[] = [];
+    const go = () => {
+      if (this.closed || failures.length > 0) {
+        for (const { link } of links) {
+          this.detach(link.shardId, link);
+          this.ctx.pool(link.shardId).release(link.server);
+        }
+        if (failures.length > 0 && !this.closed) {
+          this.fanOut = null;
+          this.failUnit(failures[0]);
+        }
+        return;
+      }
+      for (const { link, bytes } of links) {
+        this.prepareLink(link);
+        link.server.unnamedKey = null;
+        this.sendToLink(link, bytes, QUERY_FORWARD);
+      }
+    };
+    // Link every shard first, so a shard that is down fails the statement before it ran anywhere.
+    for (const [shardId, bytes] of perShard) {
+      const pool = this.ctx.pool(shardId);
+      const got = (server: PooledServer) => {
+        links.push({ link: this.attach(shardId, server), bytes });
+        if (--remaining === 0) go();
+      };
+      const s = pool.tryAcquire();
+      if (s) got(s);
+      else pool.acquire().then(got, (err: unknown) => {
+        failures.push(err);
+        if (--remaining === 0) go();
+      });
+    }
+  }
+
+  private relayFanOut(link: Link): void {
+    const f = this.fanOut!;
+    const scanner = link.scanner;
+    for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
+      const buf = scanner.buffer;
+      const step = link.steps[link.head];
+      const swallow = step ? isSwallow(step.kind) : false;
+      const code = m.code;
+      if (code === BackendCode.ReadyForQuery) {
+        link.server.txStatus = readyForQueryStatus(buf, m.start);
+        link.head++;
+        if (link.head >= link.steps.length) {
+          link.steps.length = 0;
+          link.head = 0;
+          link.busy = false;
+          if (--f.pending === 0) this.finishFanOut();
+        }
+        continue;
+      }
+      if (swallow) {
+        if (code === BackendCode.ErrorResponse) this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, m.start, m.end) }, 'injected statement failed');
+        continue;
+      }
+      switch (code) {
+        case BackendCode.RowDescription:
+          if (!f.rowDescriptionSent && !f.error) {
+            f.rowDescriptionSent = true;
+            this.write(buf.subarray(m.start, m.end));
+          }
+          break;
+        case BackendCode.DataRow:
+        case BackendCode.CopyData:
+          if (!f.error) this.write(buf.subarray(m.start, m.end));
+          break;
+        case BackendCode.CopyOutResponse:
+          if (!f.copyOutSent) {
+            f.copyOutSent = true;
+            this.write(buf.subarray(m.start, m.end));
+          }
+          break;
+        case BackendCode.CopyDone:
+          break;
+        case BackendCode.CommandComplete: {
+          const tag = commandCompleteTag(buf, m.start, m.end);
+          const sp = tag.lastIndexOf(' ');
+          const n = Number(tag.slice(sp + 1));
+          if (f.kind === 'ddl' || sp < 0 || !Number.isFinite(n)) {
+            f.tagVerb ??= tag;
+          } else {
+            f.tagVerb = tag.slice(0, sp);
+            f.rows += n;
+          }
+          break;
+        }
+        case BackendCode.ErrorResponse:
+          this.ctx.counters.errors++;
+          f.error ??= Buffer.from(buf.subarray(m.start, m.end));
+          break;
+        case BackendCode.NoticeResponse:
+          this.write(buf.subarray(m.start, m.end));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private finishFanOut(): void {
+    const f = this.fanOut!;
+    this.fanOut = null;
+    if (f.error) {
+      this.write(f.error);
+    } else {
+      if (f.copyOutSent) this.write(bw.copyDone());
+      if (f.tagVerb !== null) this.write(bw.commandComplete(f.kind === 'ddl' || !/^(SELECT|INSERT 0|UPDATE|DELETE|COPY|MOVE|FETCH|MERGE)$/.test(f.tagVerb) ? f.tagVerb : `${f.tagVerb} ${f.rows}`));
+    }
+    this.write(bw.readyForQuery(this.txStatus()));
+    this.busy = false;
+    this.releaseIdleLinks();
+    this.pump();
+  }
+
+  // ---- COPY FROM STDIN on one shard ----
+
+  private handleCopyIn(msg: FrontendMessage): void {
+    const code = msg.code;
+    if (code === FrontendCode.Flush || code === FrontendCode.Sync) return; // ignored during copy-in, as the server does
+    const link = this.links.values().next().value;
+    if (!link) return;
+    if (!link.server.write(msg.bytes)) this.pauseClientFor(link.server);
+    if (code === FrontendCode.CopyDone || code === FrontendCode.CopyFail || (code !== FrontendCode.CopyData)) this.inCopyIn = false;
+  }
+
+  // ---- extended protocol ----
+
+  private runBatch(): void {
+    const batch = this.batch;
+    this.batch = [];
+    const endsWithSync = batch[batch.length - 1]!.code === FrontendCode.Sync;
+    // Pass 1: learn statements and collect the routes of every Bind.
+    type Planned = { msg: FrontendMessage; stmt?: ClientStatement; name?: string };
+    const planned: Planned[] = [];
+    const plans: StatementPlan[] = [];
+    let bindParams: { stmt: ClientStatement; values: (Buffer | null)[]; formats: number[] }[] = [];
+    try {
+      for (const msg of batch) {
+        switch (msg.code) {
+          case FrontendCode.Parse: {
+            const p = parseParse(msg.bytes);
+            if (p.name !== '' && this.statements.has(p.name)) {
+              throw new SessionError('DUPLICATE_PREPARED_STATEMENT', `prepared statement "${p.name}" already exists`, { sqlstate: '42P05' });
+            }
+            const { analysis, literals } = this.ctx.router.analyze(p.sql);
+            for (const pl of analysis.plans) {
+              if (pl.kind === 'unsupported') throw new SessionError('UNSUPPORTED_STATEMENT', pl.message, { sqlstate: pl.sqlstate });
+            }
+            const stmt: ClientStatement = {
+              reg: this.ctx.statements.intern(p.sql, p.paramTypes), key: StatementRegistry.key(p.sql, p.paramTypes),
+              plans: analysis.plans, literals, parseBytes: msg.bytes,
+            };
+            if (p.name === '') this.unnamed = stmt;
+            else this.statements.set(p.name, stmt);
+            planned.push({ msg, stmt, name: p.name });
+            break;
+          }
+          case FrontendCode.Bind: {
+            const b = parseBind(msg.bytes);
+            const stmt = this.lookupStatement(b.statement);
+            bindParams.push({ stmt, values: b.params, formats: b.paramFormats });
+            planned.push({ msg, stmt, name: b.statement });
+            break;
+          }
+          case FrontendCode.Describe: {
+            const d = parseDescribe(msg.bytes);
+            if (d.kind === 'S') planned.push({ msg, stmt: this.lookupStatement(d.name), name: d.name });
+            else planned.push({ msg });
+            break;
+          }
+          case FrontendCode.Close: {
+            const c = parseClose(msg.bytes);
+            if (c.kind === 'S') {
+              if (c.name === '') this.unnamed = null;
+              else this.statements.delete(c.name);
+            }
+            planned.push({ msg, name: c.kind === 'S' ? c.name : undefined });
+            break;
+          }
+          default:
+            planned.push({ msg });
+        }
+      }
+      if (this.clientFailed && bindParams.some((b) => !b.stmt.plans.every((p) => p.kind === 'transaction' && (p.op === 'rollback' || p.op === 'commit')))) {
+        throw new SessionError('IN_FAILED_TRANSACTION', 'current transaction is aborted, commands ignored until end of transaction block', { sqlstate: '25P02' });
+      }
+      // Route by the statements actually executed; a batch without Bind (Parse/Describe) may go anywhere.
+      let target: { shards: number[]; fanout: boolean } = { shards: [], fanout: false };
+      const wanted = new Set<number>();
+      for (const bp of bindParams) {
+        const t = this.targetShards(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes });
+        if (t.fanout) {
+          throw new SessionError('EXTENDED_FANOUT', 'a statement that needs several shards is not supported through the extended protocol yet', {
+            sqlstate: '0A000', hint: 'give it a shard key, or send it as a simple query',
+          });
+        }
+        if (t.shards.length === 1 && (bp.stmt.plans.some((p) => p.kind !== 'transaction' && p.kind !== 'session' && p.kind !== 'unsharded') || this.links.size === 0)) wanted.add(t.shards[0]!);
+      }
+      if (wanted.size > 1) {
+        throw new SessionError('CROSS_SHARD_BATCH', `this pipeline touches shards ${[...wanted].join(', ')} in one implicit transaction`, { sqlstate: '0A000', hint: 'send a Sync between statements for different shards' });
+      }
+      target = wanted.size === 1 ? { shards: [...wanted], fanout: false } : this.targetShards([], [], null);
+      void plans;
+      this.holdForFlush = !endsWithSync;
+      this.withLink(target.shards[0]!, (link) => this.sendBatch(link, planned, endsWithSync));
+    } catch (err) {
+      bindParams = [];
+      this.batchError(err, endsWithSync);
+    }
+  }
+
+  private lookupStatement(name: string): ClientStatement {
+    const stmt = name === '' ? this.unnamed : this.statements.get(name);
+    if (!stmt) throw new SessionError('UNKNOWN_PREPARED_STATEMENT', name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`, { sqlstate: '26000' });
+    return stmt;
+  }
+
+  /** A statement the server must have before Bind/Describe: inject its Parse when missing. */
+  private ensurePrepared(link: Link, stmt: ClientStatement, named: boolean): void {
+    const server = link.server;
+    if (!named) {
+      if (server.unnamedKey !== stmt.key) {
+        this.sendToLink(link, stmt.parseBytes, { kind: StepKind.ParseSwallow });
+        server.unnamedKey = stmt.key;
+      }
+      return;
+    }
+    if (server.hasPrepared(stmt.reg.id)) return;
+    const evicted = server.notePrepared(stmt.reg.id);
+    if (evicted !== null) this.sendToLink(link, buildClose('S', `pgtide_${evicted}`), CLOSE_SWALLOW);
+    this.sendToLink(link, stmt.reg.parseBytes, { kind: StepKind.ParseSwallow, statementId: stmt.reg.id });
+  }
+
+  private sendBatch(link: Link, planned: { msg: FrontendMessage; stmt?: ClientStatement; name?: string }[], endsWithSync: boolean): void {
+    this.prepareLink(link);
+    const socket = link.server.socket;
+    socket.cork();
+    try {
+      for (const p of planned) {
+        const msg = p.msg;
+        switch (msg.code) {
+          case FrontendCode.Parse: {
+            const stmt = p.stmt!;
+            if (p.name === '') {
+              this.sendToLink(link, msg.bytes, { kind: StepKind.ParseForward, clientName: '' });
+              link.server.unnamedKey = stmt.key;
+            } else if (link.server.hasPrepared(stmt.reg.id)) {
+              link.steps.push({ kind: StepKind.Synth, bytes: bw.parseComplete() });
+            } else {
+              const evicted = link.server.notePrepared(stmt.reg.id);
+              if (evicted !== null) this.sendToLink(link, buildClose('S', `pgtide_${evicted}`), CLOSE_SWALLOW);
+              this.sendToLink(link, stmt.reg.parseBytes, { kind: StepKind.ParseForward, statementId: stmt.reg.id, clientName: p.name! });
+            }
+            break;
+          }
+          case FrontendCode.Bind: {
+            const stmt = p.stmt!;
+            const named = p.name !== '';
+            this.ensurePrepared(link, stmt, named);
+            this.sendToLink(link, named ? rewriteBindStatement(msg.bytes, stmt.reg.serverName) : msg.bytes, BIND_FORWARD);
+            break;
+          }
+          case FrontendCode.Describe:
+            if (p.stmt) {
+              const named = p.name !== '';
+              this.ensurePrepared(link, p.stmt, named);
+              this.sendToLink(link, named ? rewriteDescribeStatement(msg.bytes, p.stmt.reg.serverName) : msg.bytes, DESCRIBE_FORWARD);
+            } else {
+              this.sendToLink(link, msg.bytes, DESCRIBE_FORWARD);
+            }
+            break;
+          case FrontendCode.Execute:
+            this.sendToLink(link, msg.bytes, EXECUTE_FORWARD);
+            break;
+          case FrontendCode.Close:
+            if (p.name !== undefined) link.steps.push({ kind: StepKind.Synth, bytes: bw.closeComplete() });
+            else this.sendToLink(link, msg.bytes, CLOSE_FORWARD);
+            break;
+          case FrontendCode.Sync:
+            this.sendToLink(link, msg.bytes, SYNC_FORWARD);
+            break;
+          case FrontendCode.Flush:
+            link.server.write(msg.bytes);
+            break;
+        }
+      }
+    } finally {
+      socket.uncork();
+    }
+    // Everything may have been answered without the server (Close + Sync on a known link).
+    if (link.steps.length > 0 && link.steps.every((s, i) => i < link.head || s.kind === StepKind.Synth)) {
+      while (link.head < link.steps.length) this.write(link.steps[link.head++]!.bytes!);
+      link.steps.length = 0;
+      link.head = 0;
+    }
+    if (link.steps.length === 0 && !link.busy) {
+      if (!endsWithSync) {
+        // Flush with nothing outstanding: the unit is over, the link stays.
+        this.busy = false;
+        this.pump();
+      } else {
+        this.unitDone();
+      }
+    }
+  }
+
+  private batchError(err: unknown, endsWithSync: boolean): void {
+    this.write(bw.errorResponse(toErrorFields(err)));
+    this.ctx.counters.errors++;
+    if (this.txStatus() !== 'I') this.clientFailed = true;
+    if (endsWithSync) this.write(bw.readyForQuery(this.txStatus()));
+    else this.skipUntilSync = true;
+  }
+
+  // ---- errors, output, teardown ----
+
+  /** The unit failed in the proxy (routing, pool): tell the client, keep the session. */
+  private failUnit(err: unknown): void {
+    if (this.closed) return;
+    const fields = toErrorFields(err);
+    if (!(err instanceof PgtideError)) this.ctx.log.error({ err }, 'unexpected error in client session');
+    this.ctx.counters.errors++;
+    this.write(bw.errorResponse(fields));
+    if (this.txStatus() !== 'I') this.clientFailed = true;
+    this.write(bw.readyForQuery(this.txStatus()));
+    this.busy = false;
+    this.releaseIdleLinks();
+    this.pump();
+  }
+
+  /** A protocol violation: FATAL error, then the connection is closed (nothing else is safe). */
+  private fatal(err: unknown): void {
+    const fields = toErrorFields(err);
+    fields.severity = 'FATAL';
+    this.ctx.log.warn({ client: this.remote, err: fields.message }, 'closing client after protocol violation');
+    if (!this.socket.destroyed) this.socket.end(bw.errorResponse(fields));
+    this.cleanup();
+  }
+
+  private write(buf: Buffer): void {
+    if (this.closed) return;
+    if (!this.socket.write(buf)) {
+      for (const l of this.links.values()) l.server.socket.pause();
+    }
+  }
+
+  private onClientDrain(): void {
+    for (const l of this.links.values()) l.server.socket.resume();
+  }
+
+  private onTerminate(): void {
+    this.cleanup();
+    this.socket.end();
+  }
+
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.sessions.delete(this.pid);
+    for (const [shardId, link] of this.links) {
+      this.detach(shardId, link);
+      const pool = this.ctx.pool(shardId);
+      link.server.socket.resume();
+      // A server mid-transaction or mid-reply has state only this client knew: drop it.
+      if (link.server.txStatus === 'I' && link.head >= link.steps.length && !link.busy && !this.inCopyIn && !this.holdForFlush) pool.release(link.server);
+      else pool.discard(link.server);
+    }
+  }
+}
