@@ -377,6 +377,12 @@ export class StatementAnalyzer {
       else if (a.A_Star) v = '*';
       else if (a.List) v = names(a.List.items).join(',');
       else v = true;
+      // Postgres reads boolean options from words and numbers too (HEADER true, FREEZE 1).
+      if ((d.defname === 'header' || d.defname === 'freeze') && typeof v === 'string') {
+        const w = v.toLowerCase();
+        if (w === 'true' || w === 'on' || w === '1') v = true;
+        else if (w === 'false' || w === 'off' || w === '0') v = false;
+      }
       options[d.defname] = v;
       if (d.defname === 'format' && (v === 'csv' || v === 'binary' || v === 'text')) format = v;
     }
