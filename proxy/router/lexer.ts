@@ -366,12 +366,15 @@ export function lex(sql: string): LexResult {
   let stmtStart = -1;
   let lastEnd = 0;
 
+  // Last char appended to the shape: reading it back from `shape` would flatten the rope.
+  let shapeLast = 0;
   const emit = (piece: string): void => {
     if (pendingSpace) {
-      if (shape.length > 0 && !isTight(shape.charCodeAt(shape.length - 1)) && !isTight(piece.charCodeAt(0))) shape += ' ';
+      if (shapeLast !== 0 && !isTight(shapeLast) && !isTight(piece.charCodeAt(0))) shape += ' ';
       pendingSpace = false;
     }
     shape += piece;
+    shapeLast = piece.charCodeAt(piece.length - 1);
   };
   const flush = (to: number): void => {
     if (to > segStart) emit(asciiLower(sql.slice(segStart, to)));
@@ -410,7 +413,36 @@ export function lex(sql: string): LexResult {
       continue;
     }
     if (stmtStart < 0 && ch !== C.Semi) stmtStart = i;
-    const atWordStart = i === 0 || !isIdentChar(sql.charCodeAt(i - 1));
+    // Identifiers and keywords are consumed whole, so every other char the loop sees starts a
+    // token: a digit here is a number, a '$' a parameter or dollar quote, never part of a word.
+    if (isIdentStart(ch)) {
+      const next = sql.charCodeAt(i + 1);
+      if (next === C.Sq) {
+        const p = ch | 0x20;
+        if (p === C.Le) {
+          scanEscapeString(sql, i + 1, scan);
+          literal(i, scan.end, scan.value, '\\s');
+          i = scan.end;
+          continue;
+        }
+        if (p === C.Ln || p === C.Lb || p === C.Lx) {
+          scanPlainString(sql, i + 1, scan);
+          literal(i, scan.end, scan.value, p === C.Ln ? '\\s' : '\\b');
+          i = scan.end;
+          continue;
+        }
+      } else if (next === C.Amp && (ch | 0x20) === C.Lu && sql.charCodeAt(i + 2) === C.Sq) {
+        scanPlainString(sql, i + 2, scan);
+        literal(i, scan.end, decodeUnicodeEscapes(scan.value), '\\u');
+        i = scan.end;
+        continue;
+      }
+      i++;
+      while (i < n && isIdentChar(sql.charCodeAt(i))) i++;
+      prevSignificant = C.La;
+      lastEnd = i;
+      continue;
+    }
     switch (ch) {
       case C.Sq:
         scanPlainString(sql, i, scan);
@@ -426,24 +458,22 @@ export function lex(sql: string): LexResult {
         continue;
       }
       case C.Dollar: {
-        if (atWordStart) {
-          if (isDigit(sql.charCodeAt(i + 1))) {
-            // $n parameter: stays in the shape as written.
-            i += 2;
-            while (i < n && isDigit(sql.charCodeAt(i))) i++;
-            lastEnd = i;
-            prevSignificant = C.D0;
-            continue;
-          }
-          const tagLen = dollarTagLength(sql, i);
-          if (tagLen > 0) {
-            const tag = sql.slice(i, i + tagLen);
-            const close = sql.indexOf(tag, i + tagLen);
-            const end = close < 0 ? n : close + tagLen;
-            literal(i, end, sql.slice(i + tagLen, close < 0 ? n : close), '\\s');
-            i = end;
-            continue;
-          }
+        if (isDigit(sql.charCodeAt(i + 1))) {
+          // $n parameter: stays in the shape as written.
+          i += 2;
+          while (i < n && isDigit(sql.charCodeAt(i))) i++;
+          lastEnd = i;
+          prevSignificant = C.D0;
+          continue;
+        }
+        const tagLen = dollarTagLength(sql, i);
+        if (tagLen > 0) {
+          const tag = sql.slice(i, i + tagLen);
+          const close = sql.indexOf(tag, i + tagLen);
+          const end = close < 0 ? n : close + tagLen;
+          literal(i, end, sql.slice(i + tagLen, close < 0 ? n : close), '\\s');
+          i = end;
+          continue;
         }
         break;
       }
@@ -467,28 +497,7 @@ export function lex(sql: string): LexResult {
       default:
         break;
     }
-    if (atWordStart && sql.charCodeAt(i + 1) === C.Sq) {
-      const p = ch | 0x20;
-      if (p === C.Le) {
-        scanEscapeString(sql, i + 1, scan);
-        literal(i, scan.end, scan.value, '\\s');
-        i = scan.end;
-        continue;
-      }
-      if (p === C.Ln || p === C.Lb || p === C.Lx) {
-        scanPlainString(sql, i + 1, scan);
-        literal(i, scan.end, scan.value, p === C.Ln ? '\\s' : '\\b');
-        i = scan.end;
-        continue;
-      }
-    }
-    if (atWordStart && (ch | 0x20) === C.Lu && sql.charCodeAt(i + 1) === C.Amp && sql.charCodeAt(i + 2) === C.Sq) {
-      scanPlainString(sql, i + 2, scan);
-      literal(i, scan.end, decodeUnicodeEscapes(scan.value), '\\u');
-      i = scan.end;
-      continue;
-    }
-    if (atWordStart && (isDigit(ch) || (ch === C.Dot && isDigit(sql.charCodeAt(i + 1))))) {
+    if (isDigit(ch) || (ch === C.Dot && isDigit(sql.charCodeAt(i + 1)))) {
       const end = numberEnd(sql, i);
       literal(i, end, sql.slice(i, end), '\\?');
       i = end;
