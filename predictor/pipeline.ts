@@ -4,9 +4,8 @@
 // held out of fitting: the statistical models are fitted on y[0..n−C) and the global LSTM is
 // trained on targets before n−C. Each model then forecasts from every origin in the window
 // (rolling origin, one filter pass) and from the end of the history. Backtest errors per model and
-// horizon step give the ensemble weights (inverse mean squared error, smoothed over ±2 steps,
-// models worse than WORST_RATIO × the best dropped); the ensemble's residuals over the same
-// origins calibrate the quantiles (conformal.ts). Nothing fitted ever sees the residuals it is
+// horizon step give the ensemble weights (forward selection on absolute error over steps k±2); the
+// ensemble's residuals over the same origins calibrate the quantiles (conformal.ts). Nothing fitted ever sees the residuals it is
 // judged by, except the choice of ensemble weights, a few numbers per step.
 // Degradation: no history → restore seed or zero; too little → naive with approximate intervals;
 // all zero → zero; a model that throws (or the LSTM worker failing) is skipped and noted.
@@ -35,8 +34,8 @@ export const MAX_CALIBRATION_STEPS = 504;
 const CALIBRATION_SHARE = 0.3;
 /** Below this many values there is nothing to fit: naive or the restore seed. */
 export const MIN_HISTORY = 8;
-/** A model whose backtest MSE is this many times the best one's gets no weight. */
-const WORST_RATIO = 4;
+/** Rounds of forward ensemble selection: weights are multiples of 1/SELECT_ROUNDS. */
+const SELECT_ROUNDS = 10;
 /** Horizon steps over which backtest errors are smoothed (each side). */
 const SMOOTH_STEPS = 2;
 /** Fewest LSTM training origins per series before it is worth training. */
@@ -132,9 +131,7 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
     base.fallback.model = 'zero';
     return base;
   }
-  const { seasons } = detectSeasons(clean.y);
-  base.seasons = seasons;
-  notes.push(seasons.length ? `seasons detected: ${seasons.join(', ')} steps` : 'no season detected');
+  let { seasons } = detectSeasons(clean.y);
   // Events: learn multipliers, divide past occurrences out, remember future ones.
   const evs = eventsFor(opts.events ?? [], inp.table);
   if (evs.length) {
@@ -145,6 +142,8 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
     for (let i = 0; i < n; i++) y[i] = y[i]! / past[i]!;
     base.y = y;
     base.futureMult = multiplierPath(evs, mults, tEnd, stepMs, H);
+    // Recurring campaigns can look like a season of their own; detect again without them.
+    seasons = detectSeasons(y).seasons;
     for (const m of mults.values()) {
       const future = evs.filter((e) => e.name === m.name && eventSteps(e, tEnd, stepMs, H)[1] > eventSteps(e, tEnd, stepMs, H)[0]);
       const how = m.source === 'learned' ? `learned from ${m.occurrences} past occurrence(s)`
@@ -155,6 +154,8 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
       notes.push(`event ${m.name}: multiplier ${fmt(m.multiplier)} ${how}${override}${future.length ? `; applied to ${future.length} upcoming occurrence(s)` : ''}`);
     }
   }
+  base.seasons = seasons;
+  notes.push(seasons.length ? `seasons detected: ${seasons.join(', ')} steps` : 'no season detected');
   const maxC = Math.min(opts.calibrationSteps ?? MAX_CALIBRATION_STEPS, MAX_CALIBRATION_STEPS);
   const C = Math.max(1, Math.min(maxC, Math.floor(n * CALIBRATION_SHARE)));
   base.fitEnd = n - C;
@@ -289,12 +290,13 @@ function combine(p: Prepared, choice: ModelChoice, H: number, levels: readonly n
   for (const name of names) {
     const f = p.fc.get(name)!;
     const raw = new Float64Array(H), cnt = new Float64Array(H);
+    // Absolute errors: a flash crowd in the window must not decide the weights by itself.
     let absSum = 0, absN = 0;
     for (let i = 0; i < last; i++) {
       const o = origins[i]!;
       for (let k = 0; k < H && o + k < n; k++) {
         const e = y[o + k]! - f[i]![k]!;
-        raw[k] += e * e; cnt[k]++;
+        raw[k] += Math.abs(e); cnt[k]++;
         absSum += Math.abs(e); absN++;
       }
     }
@@ -320,18 +322,43 @@ function combine(p: Prepared, choice: ModelChoice, H: number, levels: readonly n
   } else { pool = names; }
   if (choice === 'hw' && !names.includes('hw')) p.notes.push(`Holt-Winters not available: used ${pool[0]}`);
   const haveBacktest = last > 0;
-  // Weights per step.
+  // Weights per step: forward ensemble selection (Caruana et al. 2004) on the backtest — add, with
+  // replacement, the model that most lowers the absolute error of the running average, stop when
+  // nothing helps. Unlike inverse-error weights this accounts for correlated errors: a weekly naive
+  // forecast that is merely a noisier copy of Holt-Winters gets no weight.
   const W = new Map<string, Float64Array>(pool.map((m) => [m, new Float64Array(H)]));
   for (let k = 0; k < H; k++) {
-    let best = Infinity;
-    for (const m of pool) { const v = mse.get(m)![k]!; if (v < best) best = v; }
-    let tot = 0;
-    for (const m of pool) {
-      const v = mse.get(m)![k]!;
-      const w = !haveBacktest || !Number.isFinite(v) ? 1 : v > WORST_RATIO * best ? 0 : 1 / Math.max(v, 1e-12 + best * 1e-6);
-      W.get(m)![k] = w; tot += w;
+    const rows: [number, number][] = [];
+    for (let i = 0; i < last; i++) {
+      for (let j = Math.max(0, k - SMOOTH_STEPS); j <= Math.min(H - 1, k + SMOOTH_STEPS); j++) {
+        if (origins[i]! + j < n) rows.push([i, j]);
+      }
     }
-    for (const m of pool) W.get(m)![k] = tot > 0 ? W.get(m)![k]! / tot : 1 / pool.length;
+    if (!haveBacktest || rows.length === 0 || pool.length === 1) {
+      for (const m of pool) W.get(m)![k] = 1 / pool.length;
+      continue;
+    }
+    const Y = Float64Array.from(rows, ([i, j]) => y[origins[i]! + j]!);
+    const F = new Map(pool.map((m) => [m, Float64Array.from(rows, ([i, j]) => p.fc.get(m)![i]![j]!)]));
+    const sum = new Float64Array(rows.length);
+    const counts = new Map(pool.map((m) => [m, 0]));
+    let total = 0, current = Infinity;
+    for (let round = 0; round < SELECT_ROUNDS; round++) {
+      let bestM = '', bestErr = Infinity;
+      for (const m of pool) {
+        const f = F.get(m)!;
+        let err = 0;
+        for (let r = 0; r < rows.length; r++) err += Math.abs(Y[r]! - (sum[r]! + f[r]!) / (total + 1));
+        if (err < bestErr) { bestErr = err; bestM = m; }
+      }
+      if (bestErr >= current) break;
+      current = bestErr;
+      const f = F.get(bestM)!;
+      for (let r = 0; r < rows.length; r++) sum[r] += f[r]!;
+      counts.set(bestM, counts.get(bestM)! + 1);
+      total++;
+    }
+    for (const m of pool) W.get(m)![k] = counts.get(m)! / total;
   }
   const used = pool.filter((m) => W.get(m)!.some((w) => w > 0));
   if (used.length > 1) {

@@ -4,8 +4,8 @@
 // autocorrelation function up to half the history, and take as the primary season the first lag
 // that is a clear local peak (ACF above MIN_PEAK_ACF and at least MIN_PEAK_PROMINENCE above the
 // trough before it). A longer season is then looked for among multiples of the primary: the
-// multiple whose ACF beats the primary's by SECONDARY_MARGIN is a second season (a week over a day,
-// because weekends differ). At least MIN_CYCLES full cycles are required for either.
+// shortest multiple j·p whose ACF exceeds both neighbouring multiples (j±1)·p by SECONDARY_MARGIN
+// is a second season (a week over a day, because weekends differ). At least MIN_CYCLES full cycles are required for either.
 
 const MIN_PEAK_ACF = 0.25;
 const MIN_PEAK_PROMINENCE = 0.1;
@@ -15,6 +15,8 @@ const MIN_CYCLES = 2;
 const MAX_LAG = 840;
 /** Shortest season worth modelling, in steps. */
 const MIN_SEASON = 3;
+/** Share of values clipped at each tail before the ACF. */
+const WINSOR = 0.02;
 
 export function acf(y: ArrayLike<number>, maxLag: number): Float64Array {
   const n = y.length;
@@ -26,6 +28,13 @@ export function acf(y: ArrayLike<number>, maxLag: number): Float64Array {
   const a = (sy - b * sx) / Math.max(n, 1);
   const r = new Float64Array(n);
   for (let i = 0; i < n; i++) r[i] = y[i]! - (a + b * i);
+  // Winsorize: a few flash crowds must not decide which lags look alike.
+  const sorted = Float64Array.from(r).sort();
+  const lo = sorted[Math.floor(WINSOR * (n - 1))] ?? 0, hi = sorted[Math.ceil((1 - WINSOR) * (n - 1))] ?? 0;
+  let mu = 0;
+  for (let i = 0; i < n; i++) { r[i] = Math.min(hi, Math.max(lo, r[i]!)); mu += r[i]!; }
+  mu /= Math.max(1, n);
+  for (let i = 0; i < n; i++) r[i] = r[i]! - mu;
   let c0 = 0;
   for (let i = 0; i < n; i++) c0 += r[i]! * r[i]!;
   const out = new Float64Array(maxLag + 1);
@@ -62,18 +71,18 @@ export function detectSeasons(y: ArrayLike<number>): SeasonReport {
     if (isPeak && r[k]! >= MIN_PEAK_ACF && r[k]! - trough >= MIN_PEAK_PROMINENCE) { primary = k; break; }
   }
   if (primary === 0) return { seasons: [], strength: [] };
-  // The first peak may be one step off its true position on noisy data: nothing to refine for an
-  // integer grid, but multiples are searched within ±1 step.
+  // A longer season shows as a peak *among the multiples* of the primary: with only the primary
+  // season the ACF at 2p, 3p, … just decays, with a week over a day the ACF at 7p stands out.
   const seasons = [primary];
   const strength = [r[primary]!];
-  let best = 0, bestAcf = r[primary]! + SECONDARY_MARGIN;
-  for (let j = 2; j * primary <= maxLag; j++) {
-    for (let d = -1; d <= 1; d++) {
-      const k = j * primary + d;
-      if (k > maxLag) continue;
-      if (r[k]! > bestAcf && d === 0) { best = k; bestAcf = r[k]!; }
-    }
+  let best = 0;
+  for (let j = 2; (j + 1) * primary <= maxLag; j++) {
+    const k = j * primary;
+    const prom = r[k]! - Math.max(r[k - primary]!, r[k + primary]!);
+    // The shortest such multiple: two weeks stand out too, but only because one week does.
+    if (r[k]! >= MIN_PEAK_ACF && prom > SECONDARY_MARGIN) { best = k; break; }
   }
+  const bestAcf = best > 0 ? r[best]! : 0;
   if (best > 0) { seasons.push(best); strength.push(bestAcf); }
   return { seasons, strength };
 }
