@@ -8,7 +8,9 @@
 //   ŷ(τ) = A(τ − S) · L,   L = Σ A[T−n, T) / Σ A[T−n−S, T−S)   (clamped to [LEVEL_MIN, LEVEL_MAX])
 // where A is the history with announced events divided out (so last week's campaign does not come
 // back as a ghost), and announced events ahead multiply the forecast by their multiplier. S is a
-// week once two weeks of history exist (weekday/weekend), else a day, else the last value persists.
+// week once enough history exists (weekday/weekend), else a day without the level (against
+// yesterday a level would read a weekend as a trend), else the last value persists. A daily
+// base with last week's weekday profile tracked drifting hot keys no better in the simulator.
 // Intervals: split-conformal on the log ratio e = log(A(τ) / ŷ(τ)) over the last CALIBRATION
 // days, with ŷ computed as it would have been CALIBRATION_LEAD earlier; the quantiles of e give
 // p10/p50/p90/p99 multipliers, so an 80 % interval covers ~80 % of recent outcomes. Each forecast
@@ -97,40 +99,78 @@ export function seasonalNaiveConformal(history: LoadHistory, opts: BaselineOptio
       },
     };
   }
-  const seasonFor = (visible: number): number => {
-    const week = ticksOf(WEEK);
-    const day = ticksOf(DAY);
-    if (visible >= week + n + lead + Math.min(calTicks, week)) return week;
-    if (visible >= day + n + lead) return day;
-    return 0;
-  };
+  const D = ticksOf(DAY);
+  const W = ticksOf(WEEK);
+  /** Which model the history allows: weekly naive (weekday/weekend), daily naive, or persistence. */
+  const modeFor = (visible: number): 'weekly' | 'daily' | 'flat' =>
+    visible >= W + n + lead + Math.min(calTicks, W) ? 'weekly' : visible >= D + n + lead ? 'daily' : 'flat';
 
-  function calibrate(key: string, m: ReturnType<typeof rangeModel>, T: number, S: number): Calibration {
+  /**
+   * The point model for one range: the value one season back, times a level that makes the last
+   * LEVEL_WINDOW match the model (only with a weekly season: against yesterday a level would read
+   * a weekend as a trend).
+   */
+  function pointModel(m: ReturnType<typeof rangeModel>, mode: 'weekly' | 'daily') {
+    const S = mode === 'weekly' ? W : D;
+    const cache = new Map<number, number>();
+    const A = (i: number) => {
+      let v = cache.get(i);
+      if (v === undefined) {
+        v = i < 0 ? 0 : m.adjusted(i);
+        cache.set(i, v);
+      }
+      return v;
+    };
+    /** Model value at tau seen from origin (ticks before origin are known). */
+    const base = (tau: number, origin: number) => {
+      let ref = tau - S;
+      while (ref >= origin) ref -= S;
+      return { ref, value: A(ref) };
+    };
+    const level = (origin: number) => {
+      if (mode !== 'weekly') return 1;
+      let num = 0;
+      let den = 0;
+      for (let i = origin - n; i < origin; i++) {
+        num += A(i);
+        den += base(i, i).value;
+      }
+      return den > 0 ? Math.min(LEVEL_MAX, Math.max(LEVEL_MIN, num / den)) : 1;
+    };
+    return { A, base, level, useLevel: mode === 'weekly' };
+  }
+
+  function calibrate(key: string, m: ReturnType<typeof rangeModel>, T: number, mode: ReturnType<typeof modeFor>): Calibration {
     const have = calibrations.get(key);
     if (have && T - have.atTick < ticksOf(RECALIBRATE_SECONDS)) return have;
-    const from = Math.max(S + n + lead, T - calTicks);
-    if (S === 0 || T - from < 12) {
+    const from = Math.max((mode === 'weekly' ? W : D) + n + lead, T - calTicks);
+    if (mode === 'flat' || T - from < 12) {
       const c = { atTick: T, ...PRIOR_Q };
       calibrations.set(key, c);
       return c;
     }
-    const base = from - lead - n - S;
-    const A = new Float64Array(T - base);
-    for (let i = 0; i < A.length; i++) A[i] = m.adjusted(base + i);
-    const prefix = new Float64Array(A.length + 1);
-    for (let i = 0; i < A.length; i++) prefix[i + 1] = prefix[i]! + A[i]!;
-    const sum = (a: number, b: number) => prefix[b - base]! - prefix[a - base]!;
+    const pm = pointModel(m, mode);
+    // Running sums for the level at every origin, instead of re-summing the window each time.
+    const lo = from - lead - n;
+    const len = T - lo;
+    const a = new Float64Array(len + 1);
+    const b = new Float64Array(len + 1);
+    for (let i = 0; i < len; i++) {
+      a[i + 1] = a[i]! + pm.A(lo + i);
+      b[i + 1] = b[i]! + pm.base(lo + i, lo + i).value;
+    }
     let scale = 0;
-    for (let i = 0; i < A.length; i++) scale += A[i]!;
-    const eps = 1e-9 + (0.01 * scale) / A.length;
+    for (let i = from; i < T; i++) scale += pm.A(i);
+    const eps = 1e-9 + (0.01 * scale) / Math.max(1, T - from);
     const errs = new Float64Array(T - from);
     let meanRatio = 0;
     for (let tau = from; tau < T; tau++) {
       const origin = tau - lead;
-      const den = sum(origin - n - S, origin - S);
-      const level = den > 0 ? Math.min(LEVEL_MAX, Math.max(LEVEL_MIN, sum(origin - n, origin) / den)) : 1;
-      const yhat = A[tau - S - base]! * level;
-      const e = Math.log((A[tau - base]! + eps) / (yhat + eps));
+      const num = a[origin - lo]! - a[origin - n - lo]!;
+      const den = b[origin - lo]! - b[origin - n - lo]!;
+      const level = den > 0 && pm.useLevel ? Math.min(LEVEL_MAX, Math.max(LEVEL_MIN, num / den)) : 1;
+      const yhat = pm.base(tau, origin).value * level;
+      const e = Math.log((pm.A(tau) + eps) / (yhat + eps));
       errs[tau - from] = e;
       meanRatio += Math.exp(e);
     }
@@ -155,37 +195,28 @@ export function seasonalNaiveConformal(history: LoadHistory, opts: BaselineOptio
       const key = `${req.lo}:${req.hi}:${req.stepSeconds}`;
       const hit = cache.get(key);
       if (hit && T - hit.tick < refresh && hit.tick <= T) return { ...hit.f, partitionId: req.partitionId };
-      const S = seasonFor(T);
+      const mode = modeFor(T);
       const r = Math.max(1, Math.round(req.stepSeconds / history.tickSeconds));
       const m = rangeModel(req.lo, req.hi);
-      const cal = calibrate(key, m, T, S);
-      let level = 1;
+      const cal = calibrate(key, m, T, mode);
+      const pm = mode === 'flat' ? undefined : pointModel(m, mode);
       let flat = 0;
-      if (S > 0) {
-        let num = 0;
-        let den = 0;
-        for (let i = T - n; i < T; i++) num += m.adjusted(i);
-        for (let i = T - n - S; i < T - S; i++) den += m.adjusted(i);
-        level = den > 0 ? Math.min(LEVEL_MAX, Math.max(LEVEL_MIN, num / den)) : 1;
-      } else {
+      if (!pm) {
         const k = Math.min(T, n);
         for (let i = T - k; i < T; i++) flat += m.adjusted(i);
         flat /= k;
       }
+      const level = pm ? pm.level(T) : 1;
       const steps: QuantileStep[] = [];
       for (let s = 0; s < req.horizonSteps; s++) {
         let peak = 0;
         let sum = 0;
         for (let j = 0; j < r; j++) {
           const tau = T + s * r + j;
-          let y: number;
-          if (S > 0) {
-            // Beyond one season ahead, reuse the same seasonal position one more season back.
-            let ref = tau - S;
-            while (ref >= T) ref -= S;
-            y = (m.adjusted(ref) + m.boost(tau, ref)) * level;
-          } else {
-            y = flat;
+          let y = flat;
+          if (pm) {
+            const b = pm.base(tau, T);
+            y = (b.value + m.boost(tau, b.ref)) * level;
           }
           peak = Math.max(peak, y);
           sum += y;

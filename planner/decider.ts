@@ -16,12 +16,14 @@ export const DEFAULT_HYSTERESIS = 0.1;
 export const DEFAULT_COOLDOWN_SECONDS = 2 * 3600;
 /** Split pieces aim at 80 % of the maximum at the p90 peak, so a piece does not split again tomorrow. */
 export const DEFAULT_SPLIT_FILL = 0.8;
-/** 4 h: a shard is drained only when the others hold the forecast for at least this long. */
-export const DEFAULT_DRAIN_LOW_SECONDS = 4 * 3600;
+/** 6 h: a shard is drained only when the others hold the forecast for at least this long (a night, not a lull). */
+export const DEFAULT_DRAIN_LOW_SECONDS = 6 * 3600;
 /** 15 min: jobs finish this long before the predicted crossing. */
 export const DEFAULT_SAFETY_MARGIN_SECONDS = 15 * 60;
 /** 1 h: after a miss, the measured load stands in for the forecast this long. */
 export const DEFAULT_MISS_HOLD_SECONDS = 3600;
+/** 6 h: shard overloads further out are fixed by later plans (servers cost from the moment they are added). */
+export const DEFAULT_PLACEMENT_LOOKAHEAD_SECONDS = 6 * 3600;
 export const DEFAULT_MIN_SHARDS = 1;
 export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 
@@ -32,6 +34,7 @@ export const DEFAULT_KNOBS: PlannerKnobs = {
   drainLowSeconds: DEFAULT_DRAIN_LOW_SECONDS,
   safetyMarginSeconds: DEFAULT_SAFETY_MARGIN_SECONDS,
   missHoldSeconds: DEFAULT_MISS_HOLD_SECONDS,
+  placementLookaheadSeconds: DEFAULT_PLACEMENT_LOOKAHEAD_SECONDS,
   minShards: DEFAULT_MIN_SHARDS,
   maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
 };
@@ -110,7 +113,7 @@ export function resolveKnobs(k: Partial<PlannerKnobs> | undefined): PlannerKnobs
   const knobs = { ...DEFAULT_KNOBS, ...(k ?? {}) };
   if (!(knobs.hysteresis >= 0 && knobs.hysteresis < 1)) throw new InvalidThresholdsError(`hysteresis must be in [0, 1), got ${knobs.hysteresis}`);
   if (!(knobs.splitFill > 0 && knobs.splitFill <= 1)) throw new InvalidThresholdsError(`split fill must be in (0, 1], got ${knobs.splitFill}`);
-  for (const name of ['cooldownSeconds', 'drainLowSeconds', 'safetyMarginSeconds', 'missHoldSeconds'] as const) {
+  for (const name of ['cooldownSeconds', 'drainLowSeconds', 'safetyMarginSeconds', 'missHoldSeconds', 'placementLookaheadSeconds'] as const) {
     positive(name, knobs[name], true);
   }
   if (!(Number.isInteger(knobs.minShards) && knobs.minShards >= 1)) throw new InvalidThresholdsError(`minShards must be an integer ≥ 1`);

@@ -14,7 +14,9 @@
 // 3. Merges: adjacent partitions both below the minimum for the whole horizon, whose sum stays
 //    below (1 − hysteresis) × maximum, and whose boundary was not created within the cooldown.
 //    Different owners → move the smaller one first if the other shard has room.
-// 4. Placement: a shard whose p90 sum exceeds capacity × utilization cap at any step sheds
+// 4. Placement: a shard whose p90 sum exceeds capacity × utilization cap at any step within
+//    placementLookaheadSeconds (long enough to finish moves in a quiet hour, short enough not to
+//    pay for the afternoon peak from the early morning) sheds
 //    partitions; the cheapest (fewest bytes) move that fixes it wins, to the target with the
 //    lowest resulting peak (which balances load). No target → a spare shard. No spare → a
 //    `needs-capacity` step and no moves at all (nothing half-done).
@@ -97,6 +99,8 @@ interface Draft {
   deps: Draft[];
   trigger: PlanStep['trigger'];
   urgent: boolean;
+  /** Start now without a deadline (finishing what an earlier plan began). */
+  startNow?: boolean;
   /** Grid index of the crossing this step prevents, if any. */
   crossing?: number;
   why: string;
@@ -540,23 +544,73 @@ export function planResharding(input: PlannerInput): Plan {
 
   // ---- 4. placement ---------------------------------------------------------------------------
   shardSeries();
+  /** Placement looks this many steps ahead; later crossings are fixed by later plans. */
+  const look = Math.max(1, Math.min(steps, Math.ceil((knobs.placementLookaheadSeconds * 1000) / stepMs)));
+  const overAt = (s: ShardState) => firstAbove(s.series.subarray(0, look), s.cap);
   const placeDrafts: Draft[] = [];
   let shortage = 0;
   let shortageText = '';
   const addDraftFor = new Map<number, Draft>();
   const movedThisPlan = new Set<Work>();
-  const overloaded = [...shards.values()].filter((s) => firstAbove(s.series, s.cap) >= 0).sort((a, b) => maxOf(b.series) / b.cap - maxOf(a.series) / a.cap);
+  // A drain in progress is finished before anything else: its partitions go where they fit.
+  for (const s of shards.values()) {
+    if (!s.draining) continue;
+    for (const w of current.filter((x) => x.shard === s.id)) {
+      if (w.frozen || w.locked) continue;
+      let best: ShardState | undefined;
+      let bestPeak = Infinity;
+      for (const o of shards.values()) {
+        if (o.id === s.id || o.draining || o.uncertain || movedAwayFrom(w).has(o.id)) continue;
+        if (!fitsUnder(o.series, w.upper, o.cap, look)) continue;
+        const pk = maxOf(addSeries(o.series, w.upper)) / o.capacity;
+        if (pk < bestPeak) {
+          bestPeak = pk;
+          best = o;
+        }
+      }
+      if (!best) {
+        reasons.push({ code: 'no-target', partitionId: w.id, shardId: s.id, message: `shard ${s.id} is draining, but no other shard has room for partition ${w.id} (peak ${fmtLoad(maxOf(w.upper))}, p90) yet` });
+        continue;
+      }
+      newDraft({
+        action: { kind: 'move', partitionId: w.id, fromShard: s.id, toShard: best.id },
+        range: { lo: w.lo, hi: w.hi },
+        bytes: w.bytes,
+        seconds: moveSeconds(w.bytes),
+        deps: [],
+        trigger: 'scale-down',
+        urgent: false,
+        startNow: true,
+        why: `Continues draining shard ${s.id}: partition ${w.id} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper))}, p90) goes to shard ${best.id}, which then peaks at ${fmtPct(bestPeak)} of capacity.`,
+        group: 'drain',
+      });
+      addInto(s.series, w.upper, -1);
+      addInto(best.series, w.upper);
+      w.shard = best.id;
+      movedThisPlan.add(w);
+    }
+  }
+  const overloaded = [...shards.values()].filter((s) => overAt(s) >= 0).sort((a, b) => maxOf(b.series, look) / b.cap - maxOf(a.series, look) / a.cap);
   for (const s of overloaded) {
-    const crossing = firstAbove(s.series, s.cap);
-    const pk = peakIndex(s.series);
-    const reactive = misses.some((m) => m.shardId === s.id) || (crossing === 0 && current.some((w) => w.shard === s.id && w.missUntil > 0));
+    const pk = peakIndex(s.series.subarray(0, look));
+    const reactive = misses.some((m) => m.shardId === s.id) || (overAt(s) === 0 && current.some((w) => w.shard === s.id && w.missUntil > 0));
     const before = s.series.slice();
     let guard = 0;
-    while (firstAbove(s.series, s.cap) >= 0 && guard++ < 256) {
+    while (overAt(s) >= 0 && guard++ < 256) {
+      // Each move is due by the crossing that remains once the moves before it are done.
+      const crossing = overAt(s);
       const pick = chooseMove(s);
       if (pick) {
         applyMove(pick.w, s, pick.target, crossing, pk, before, reactive);
         continue;
+      }
+      // A spare only helps if something on this shard would fit on an empty one.
+      const spareCap = spares.reduce((a, x) => Math.max(a, x.capacity * uCap), 0);
+      const largestCap = Math.max(spareCap, ...[...shards.values()].map((x) => x.cap));
+      const movable = movableFrom(s);
+      if (!movable.some((w) => maxOf(w.upper, look) <= largestCap)) {
+        reasons.push({ code: 'no-target', shardId: s.id, message: `shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}, but what remains on it cannot be moved or split further (one range carries more than a whole server)` });
+        break;
       }
       const spare = spares.shift();
       if (spare) {
@@ -580,33 +634,40 @@ export function planResharding(input: PlannerInput): Plan {
         continue;
       }
       // Spare pool empty: measure what is missing and stop placing.
-      const excess = maxOf(s.series) - s.cap;
+      const excess = maxOf(s.series, look) - s.cap;
       shortage += excess;
-      shortageText += `${shortageText ? '; ' : ''}shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series))} (p90) against a cap of ${fmtLoad(s.cap)}`;
+      shortageText += `${shortageText ? '; ' : ''}shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}`;
       break;
     }
   }
 
-  function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
-    const crossingNow = firstAbove(s.series, s.cap) === 0;
-    let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
-    const worst = peakIndex(s.series);
-    for (const w of current) {
-      if (w.shard !== s.id || w.frozen || w.locked || movedThisPlan.has(w)) continue;
+  /** Partitions on s that placement may move: not frozen, not locked, not moved within the cooldown (unless s is over its cap now). */
+  function movableFrom(s: ShardState): Work[] {
+    const crossingNow = overAt(s) === 0;
+    return current.filter((w) => {
+      if (w.shard !== s.id || w.frozen || w.locked || movedThisPlan.has(w)) return false;
       const recent = recentAction(history, 'move', w.lo, w.hi, now, knobs.cooldownSeconds);
       if (recent && !crossingNow) {
         noteOnce(`cooldown-move-${w.id}`, { code: 'cooldown', partitionId: w.id, message: `partition ${w.id} was moved at ${fmtTime(recent.atMs)}; not moving it again within the ${fmtDuration(knobs.cooldownSeconds)} cooldown unless its shard is over the limit now` });
-        continue;
+        return false;
       }
+      return true;
+    });
+  }
+
+  function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
+    let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
+    const worst = peakIndex(s.series.subarray(0, look));
+    for (const w of movableFrom(s)) {
       const after = s.series.slice();
       addInto(after, w.upper, -1);
-      const fixes = firstAbove(after, s.cap) < 0;
+      const fixes = firstAbove(after.subarray(0, look), s.cap) < 0;
       for (const target of shards.values()) {
         if (target.id === s.id || target.draining || target.uncertain) continue;
-        if (recent && recent.fromShard === target.id) continue; // moving straight back is thrash
-        if (!fitsUnder(target.series, w.upper, target.cap)) continue;
+        if (movedAwayFrom(w).has(target.id)) continue; // moving back within the cooldown is thrash
+        if (!fitsUnder(target.series, w.upper, target.cap, look)) continue;
         let peakAfter = 0;
-        for (let i = 0; i < steps; i++) peakAfter = Math.max(peakAfter, (target.series[i]! + w.upper[i]!) / target.cap);
+        for (let i = 0; i < look; i++) peakAfter = Math.max(peakAfter, (target.series[i]! + w.upper[i]!) / target.cap);
         // Fixing moves: fewest bytes, then the emptiest target. Partial moves: most relief per byte.
         const score = fixes ? w.bytes + peakAfter * 1e-6 : -(w.upper[worst]! / (w.bytes + 1));
         if (!best || (fixes && !best.fixes) || (fixes === best.fixes && (score < best.score || (score === best.score && peakAfter < best.peakAfter)))) {
@@ -678,7 +739,17 @@ export function planResharding(input: PlannerInput): Plan {
     const p = input.routing.partitions.find((x) => x.id === j.partitionId);
     if (p) busyShards.add(p.shardId);
   }
-  if (placeDrafts.length === 0 && shortage === 0 && !anyDraining) {
+  const lastAdd = history.filter((h) => h.kind === 'add-shard' && h.atMs <= now).reduce((a, h) => Math.max(a, h.atMs), -Infinity);
+  const lastDrain = history.filter((h) => h.kind === 'drain-shard' && h.atMs <= now).reduce((a, h) => Math.max(a, h.atMs), -Infinity);
+  const addCooling = now - lastAdd < knobs.cooldownSeconds * 1000;
+  const placing = new Set<number>();
+  for (const d of drafts) if (d.action.kind === 'move') placing.add(d.action.fromShard).add(d.action.toShard);
+  for (const id of addDraftFor.keys()) placing.add(id);
+  if (shortage === 0 && !anyDraining && addCooling) {
+    const low = [...shards.values()].filter((s) => !s.draining && maxOf(s.series, Math.max(1, Math.ceil((knobs.drainLowSeconds * 1000) / stepMs))) < s.capacity * t.shardMinUtilization);
+    if (low.length) reasons.push({ code: 'cooldown', shardId: low[0]!.id, message: `shard ${low[0]!.id} is below ${fmtPct(t.shardMinUtilization)} of capacity, but a server was added at ${fmtTime(lastAdd)}; no drain within the ${fmtDuration(knobs.cooldownSeconds)} cooldown` });
+  }
+  if (shortage === 0 && !anyDraining && !addCooling && addDraftFor.size === 0) {
     const active = [...shards.values()].filter((s) => !s.draining);
     const lowShards = active.filter((s) => maxOf(s.series, drainSteps) < s.capacity * t.shardMinUtilization);
     if (lowShards.length && active.length <= knobs.minShards) {
@@ -686,7 +757,7 @@ export function planResharding(input: PlannerInput): Plan {
     } else if (lowShards.length) {
       const bytesOn = (s: ShardState) => current.filter((w) => w.shard === s.id).reduce((a, w) => a + w.bytes, 0);
       const candidates = lowShards.filter((s) => {
-        if (s.uncertain || busyShards.has(s.id) || current.some((w) => w.shard === s.id && (w.locked || w.frozen))) return false;
+        if (s.uncertain || busyShards.has(s.id) || placing.has(s.id) || current.some((w) => w.shard === s.id && (w.locked || w.frozen))) return false;
         const added = recentShardAction(history, 'add-shard', s.id, now, knobs.cooldownSeconds);
         if (added) {
           reasons.push({ code: 'cooldown', shardId: s.id, message: `shard ${s.id} is below ${fmtPct(t.shardMinUtilization)} of capacity, but it was added at ${fmtTime(added.atMs)}; not draining it within the ${fmtDuration(knobs.cooldownSeconds)} cooldown` });
@@ -704,15 +775,14 @@ export function planResharding(input: PlannerInput): Plan {
 
   function planDrain(s: ShardState): boolean {
     const parts = current.filter((w) => w.shard === s.id).sort((a, b) => maxOf(b.upper, drainSteps) - maxOf(a.upper, drainSteps));
-    const others = [...shards.values()].filter((x) => x.id !== s.id && !x.draining && !x.uncertain);
+    const others = [...shards.values()].filter((x) => x.id !== s.id && !x.draining && !x.uncertain && !placing.has(x.id));
     const trial = new Map(others.map((x) => [x.id, x.series.slice()]));
     const assignment: { w: Work; to: ShardState }[] = [];
     for (const w of parts) {
       let best: ShardState | undefined;
       let bestPeak = Infinity;
       for (const o of others) {
-        const recent = recentAction(history, 'move', w.lo, w.hi, now, knobs.cooldownSeconds);
-        if (recent && recent.fromShard === o.id) continue;
+        if (movedAwayFrom(w).has(o.id)) continue;
         const series = trial.get(o.id)!;
         if (!fitsUnder(series, w.upper, o.cap * (1 - knobs.hysteresis), drainSteps)) continue;
         let pk = 0;
@@ -748,6 +818,8 @@ export function planResharding(input: PlannerInput): Plan {
         deps: [drain],
         trigger: 'scale-down',
         urgent: false,
+        // A drained server stops costing at once, and the shards are below the drain limit already.
+        startNow: true,
         why: `Empties shard ${s.id} (being drained): partition ${w.id} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper, drainSteps))} over the next ${fmtDuration(knobs.drainLowSeconds)}) goes to shard ${to.id}.`,
         group: 'drain',
       });
@@ -767,10 +839,14 @@ export function planResharding(input: PlannerInput): Plan {
   const deadlineOf = (d: Draft) => (d.crossing !== undefined && d.crossing >= 0 ? now + d.crossing * stepMs - marginMs : undefined);
   const timed = moves.filter((d) => !d.urgent && deadlineOf(d) !== undefined).sort((a, b) => deadlineOf(a)! - deadlineOf(b)!);
   let queued = 0;
+  // After a drain, capacity comes back only once the cooldown is over, unless the deadline is sooner.
+  const needsNewShard = (d: Draft) => d.action.kind === 'move' && addDraftFor.has(d.action.toShard);
+  const notBefore = lastDrain + knobs.cooldownSeconds * 1000;
   for (const d of timed) {
     queued += d.seconds;
     const latest = deadlineOf(d)! - (queued / knobs.maxConcurrentMoves) * 1000;
-    const r = pickStart(grid, clusterMean, d.seconds, latest);
+    // A new server costs from the moment it is added: fill it late in the low window, not early.
+    const r = pickStart(grid, clusterMean, d.seconds, latest, needsNewShard(d) ? Math.min(notBefore, latest) : undefined, needsNewShard(d) ? 'latest' : 'earliest');
     d.startAtMs = r.startAtMs;
     d.startReason = r.reason;
     d.deadlineMs = deadlineOf(d);
@@ -783,6 +859,9 @@ export function planResharding(input: PlannerInput): Plan {
     if (d.action.kind === 'needs-capacity') {
       d.startAtMs = now;
       d.startReason = 'asks-operator';
+    } else if (d.startNow) {
+      d.startAtMs = now;
+      d.startReason = 'now-no-deadline';
     } else if (d.urgent) {
       d.startAtMs = now;
       d.startReason = 'now-urgent';
@@ -841,6 +920,17 @@ export function planResharding(input: PlannerInput): Plan {
   shardSeries();
   const shardPeaks = [...shards.values()].map((s) => ({ shardId: s.id, peakLoad: maxOf(s.series), capacity: s.capacity })).sort((a, b) => a.shardId - b.shardId);
   return { planId: planHash(now, planSteps), createdAtMs: now, steps: planSteps, reasons, forecastMiss: misses, shardPeaks };
+
+  /** Shards a range left within the cooldown: moving it back there would be thrash. */
+  function movedAwayFrom(w: Work): Set<number> {
+    const out = new Set<number>();
+    for (const h of history) {
+      if (h.kind !== 'move' || h.fromShard === undefined || h.lo === undefined || h.hi === undefined) continue;
+      if (now - h.atMs >= knobs.cooldownSeconds * 1000 || h.atMs > now) continue;
+      if (h.lo < w.hi && w.lo < h.hi) out.add(h.fromShard);
+    }
+    return out;
+  }
 
   function noteOnce(key: string, r: PlanReason): void {
     if (noted.has(key)) return;

@@ -5,11 +5,19 @@
 // batch of moves needs Σ duration / concurrency). Between now and that latest start, the scheduler
 // picks the start whose run overlaps the least forecast cluster load (copying competes with
 // foreground queries and the mover throttles itself when shards are busy), preferring the earliest
-// of the starts within LOW_WINDOW_TOLERANCE of the best so a job does not wait for nothing. If the
+// of the starts within LOW_WINDOW_TOLERANCE of the best so a job does not wait for nothing (jobs
+// that fill a new server prefer the latest, see LATEST_WINDOW_TOLERANCE). If the
 // latest start is already past, the job starts now and the plan says why.
 
 /** Starts whose load is within 5 % of the quietest are equally good; the earliest wins. */
 export const LOW_WINDOW_TOLERANCE = 0.05;
+/**
+ * Jobs that fill a newly added server take the *latest* start whose load is within 50 % of the
+ * quietest: the server costs from the moment it is added, and the load is still low then.
+ */
+export const LATEST_WINDOW_TOLERANCE = 0.5;
+/** 1 h: a "latest" start still leaves this much before the latest safe start. */
+export const JIT_BUFFER_SECONDS = 3600;
 
 export interface Grid {
   nowMs: number;
@@ -37,21 +45,37 @@ function averageLoad(grid: Grid, load: Float64Array, startMs: number, durationMs
 }
 
 /**
- * Picks a start in [now, latestStart] at grid resolution. `latestStartMs` undefined means "no
+ * Picks a start in [max(now, earliestStart), latestStart] at grid resolution. `latestStartMs` undefined means "no
  * deadline": the window is the whole horizon minus the job's duration.
  */
-export function pickStart(grid: Grid, clusterMean: Float64Array, durationSeconds: number, latestStartMs: number | undefined): ScheduleResult {
+export function pickStart(
+  grid: Grid,
+  clusterMean: Float64Array,
+  durationSeconds: number,
+  latestStartMs: number | undefined,
+  earliestStartMs?: number,
+  prefer: 'earliest' | 'latest' = 'earliest',
+): ScheduleResult {
   const durationMs = durationSeconds * 1000;
   const horizonEnd = grid.nowMs + grid.steps * grid.stepMs;
   const noDeadline = latestStartMs === undefined;
   const latest = noDeadline ? Math.max(grid.nowMs, horizonEnd - durationMs) : latestStartMs;
   if (latest < grid.nowMs) return { startAtMs: grid.nowMs, reason: 'now-no-window', latestStartMs: latest };
   const candidates: { at: number; load: number }[] = [];
-  for (let at = grid.nowMs; at <= latest; at += grid.stepMs) {
+  let first = grid.nowMs;
+  if (earliestStartMs !== undefined && earliestStartMs > first) {
+    first = grid.nowMs + Math.ceil((earliestStartMs - grid.nowMs) / grid.stepMs) * grid.stepMs;
+    if (first > latest) first = latest;
+  }
+  for (let at = first; at <= latest; at += grid.stepMs) {
     candidates.push({ at, load: averageLoad(grid, clusterMean, at, durationMs) });
   }
   let min = Infinity;
   for (const c of candidates) min = Math.min(min, c.load);
-  const pick = candidates.find((c) => c.load <= min * (1 + LOW_WINDOW_TOLERANCE) + 1e-9) ?? candidates[0]!;
+  const inWindow = candidates.filter((c) => c.load <= min * (1 + (prefer === 'latest' ? LATEST_WINDOW_TOLERANCE : LOW_WINDOW_TOLERANCE)) + 1e-9);
+  // "Latest" is anchored to the deadline, not to now, so re-planning every few minutes does not
+  // keep pushing the job later.
+  const jit = inWindow.filter((c) => c.at <= latest - JIT_BUFFER_SECONDS * 1000);
+  const pick = (prefer === 'latest' ? jit[jit.length - 1] ?? inWindow[0] : inWindow[0]) ?? candidates[0]!;
   return { startAtMs: pick.at, reason: noDeadline && pick.at === grid.nowMs ? 'now-no-deadline' : 'low-window', latestStartMs: latest };
 }

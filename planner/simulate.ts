@@ -27,6 +27,7 @@ import { HASH_END, HASH_MIN, type Partition, type RoutingTable } from '../config
 import { resolveKnobs, shardUtilizationCap, utilizationForLatency } from './decider.js';
 import type { AnnouncedEvent, ForecastProvider, LoadHistory } from './forecast-provider.js';
 import { planResharding } from './plan.js';
+import { explainPlan } from './explain.js';
 import type { ActionRecord, PartitionForecast, PlannerKnobs, PlanStep, QuantileStep, RunningJob, Thresholds } from './types.js';
 
 const SPAN = 1n << 64n;
@@ -103,6 +104,8 @@ export interface SimulateOptions {
   policies?: PolicyName[];
   /** Forecaster for the predictive policy. */
   predictive?: ForecastProviderFactory;
+  /** Receives one line per executed step, thrash and violating tick (for debugging a policy). */
+  log?: (policy: PolicyName, line: string) => void;
 }
 
 export function cellLo(c: number, cells: number): bigint {
@@ -274,6 +277,7 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
   const provider: ForecastProvider | undefined =
     name === 'predictive' ? (opts.predictive ?? (() => { throw new Error('simulate: the predictive policy needs a forecast provider'); }))(traceHistory(trace, pre), trace.events) : name === 'oracle' ? oracleProvider(trace, pre) : undefined;
   const thrashMs = model.thrashWindowSeconds * 1000;
+  const log = opts.log ? (line: string) => opts.log!(name, line) : undefined;
 
   // ---- campaign readiness ----
   const campaigns = trace.events
@@ -316,7 +320,10 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
     if (a.kind === 'move') thrash = simHistory.some((h) => h.kind === 'move' && h.fromShard === a.toShard && h.lo! < a.hi! && a.lo! < h.hi! && within(h));
     if (a.kind === 'add-shard') thrash = simHistory.some((h) => h.kind === 'drain-shard' && within(h));
     if (a.kind === 'drain-shard') thrash = simHistory.some((h) => h.kind === 'add-shard' && within(h));
-    if (thrash) res.thrash++;
+    if (thrash) {
+      res.thrash++;
+      log?.(`thrash: ${a.kind} ${a.shardId ?? ''} ${a.lo ?? ''}..${a.hi ?? ''} at ${new Date(a.atMs).toISOString()}`);
+    }
     simHistory.push(a);
     history.push(a);
     if (simHistory.length > 4096) simHistory.splice(0, 2048);
@@ -429,14 +436,24 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
     if (name !== 'static') {
       const plan = decide(tick, nowMs);
       res.forecast_misses += plan.forecastMiss.length;
+      if (log && process.env['PGTIDE_SIM_EXPLAIN'] && new Date(nowMs).toISOString().startsWith(process.env['PGTIDE_SIM_EXPLAIN'])) {
+        for (const l of explainPlan(plan)) log(`  | ${l}`);
+      }
       const ok = new Set<number>();
       for (const step of plan.steps) {
         if (step.startAtMs >= nowMs + tickMs) continue;
         if (step.dependsOn.some((d) => !ok.has(d))) continue;
-        if (execute(step, nowMs, tick)) ok.add(step.n);
+        if (execute(step, nowMs, tick)) {
+          ok.add(step.n);
+          log?.(`${new Date(nowMs).toISOString()} ${step.action.kind} ${JSON.stringify(step.action, (_k, v) => (typeof v === 'bigint' ? String(v) : v))} [${step.trigger}/${step.startReason}] shards=${shards.size}`);
+        }
       }
     }
     checkReadiness(nowMs);
+    if (log && tick % Math.round(3600 / trace.tickSeconds) === 0) {
+      const total = rangeAt(tick, 0, cells);
+      log(`${new Date(nowMs).toISOString()} HOUR servers=${shards.size} parts=${parts.length} load=${total.toFixed(0)} ideal=${(total / (model.shardCapacity * uCap)).toFixed(1)} running=${running.length} queued=${queue.length}`);
+    }
     startQueued(nowMs, tick);
     // Score the tick piecewise between job completions.
     let cursor = nowMs;
@@ -455,7 +472,13 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
         }
         let over = false;
         for (const [sid, load] of loads) if (load / shards.get(sid)!.capacity > uSlo) over = true;
-        if (over) res.slo_violation_seconds += dt;
+        if (over) {
+          res.slo_violation_seconds += dt;
+          if (log) {
+            const worst = [...loads].map(([sid, l]) => `${sid}:${(l / shards.get(sid)!.capacity).toFixed(2)}`).join(' ');
+            log(`${new Date(cursor).toISOString()} VIOLATION ${dt.toFixed(0)}s running=${running.length} queued=${queue.length} ${worst}`);
+          }
+        }
         res.server_hours += (shards.size * dt) / 3600;
         res.partition_hours += (parts.length * dt) / 3600;
         res.peak_servers = Math.max(res.peak_servers, shards.size);

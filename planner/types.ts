@@ -77,6 +77,8 @@ export interface PlannerKnobs {
   safetyMarginSeconds: number;
   /** A forecast miss is assumed to persist this long (actual load replaces the forecast). */
   missHoldSeconds: number;
+  /** Placement fixes shard overloads predicted within this window; later ones wait for later plans. */
+  placementLookaheadSeconds: number;
   /** Never drain below this many active shards. */
   minShards: number;
   /** Moves the executor runs at once (the planner serializes the rest in its schedule). */

@@ -17,7 +17,7 @@ export function defaultClusterModel(overrides: Partial<ClusterModel> = {}): Clus
       partitionMaxLoad: 300,
       partitionMinLoad: 60,
       shardMaxUtilization: 0.7,
-      shardMinUtilization: 0.3,
+      shardMinUtilization: 0.4,
       partitionMaxBytes: 64e9,
       targetP99Ms: 50,
       baseP99Ms: 5,

@@ -14,8 +14,8 @@ import type { AnnouncedEvent } from '../../planner/forecast-provider.js';
 export const TROUGH_FRACTION = 0.1;
 export const WEEKEND_FACTOR = 0.6;
 export const HOT_SHARE = 0.3;
-export const HOT_CELLS = 48;
-export const HOT_ZIPF_S = 0.8;
+export const HOT_CELLS = 96;
+export const HOT_ZIPF_S = 0.7;
 export const HOT_DRIFT_CELLS_PER_DAY = 3;
 /** Unannounced flash crowds multiply their range's load by this. */
 export const FLASH_MULTIPLIER = 5;
