@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { ModelFormatError } from './errors.js';
+import { loadModelValue } from './model-store.js';
 import {
   COV_FEATURES, SEQ_FEATURES, decodePredictions, predictionBatch, trainingBatch,
   type Batch, type LstmConfig, type LstmSeriesInput,
@@ -176,16 +177,7 @@ export async function loadModel(v: unknown): Promise<{ model: tf.LayersModel; sa
 }
 
 export function parseSaved(v: unknown): SavedLstm {
-  let o: unknown = v;
-  if (v instanceof Uint8Array) o = Buffer.from(v).toString('utf8');
-  if (typeof o === 'string') {
-    try { o = JSON.parse(o); } catch { throw new ModelFormatError('saved model is not valid JSON'); }
-  }
-  const s = o as Partial<SavedLstm> | null;
-  if (!s || s.format !== MODEL_FORMAT) throw new ModelFormatError('not a pgtide LSTM model');
-  if (s.version !== MODEL_VERSION) throw new ModelFormatError(`unsupported model version ${String(s.version)}`);
-  if (!s.config || !Array.isArray(s.weights)) throw new ModelFormatError('saved model lacks config or weights');
-  return s as SavedLstm;
+  return loadModelValue(v);
 }
 
 /** Forecasts every series' origins; the result is [series][origin] → horizon values. */

@@ -50,6 +50,8 @@ export interface SeriesInput {
   series: Series;
   table?: string;
   restore?: RestoreSeed;
+  /** Season lengths in steps; detected when absent. */
+  seasons?: number[];
 }
 
 export interface LstmOptions extends Partial<LstmConfig> {
@@ -131,7 +133,7 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
     base.fallback.model = 'zero';
     return base;
   }
-  let { seasons } = detectSeasons(clean.y);
+  let seasons = inp.seasons ?? detectSeasons(clean.y).seasons;
   // Events: learn multipliers, divide past occurrences out, remember future ones.
   const evs = eventsFor(opts.events ?? [], inp.table);
   if (evs.length) {
@@ -143,7 +145,7 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
     base.y = y;
     base.futureMult = multiplierPath(evs, mults, tEnd, stepMs, H);
     // Recurring campaigns can look like a season of their own; detect again without them.
-    seasons = detectSeasons(y).seasons;
+    if (!inp.seasons) seasons = detectSeasons(y).seasons;
     for (const m of mults.values()) {
       const future = evs.filter((e) => e.name === m.name && eventSteps(e, tEnd, stepMs, H)[1] > eventSteps(e, tEnd, stepMs, H)[0]);
       const how = m.source === 'learned' ? `learned from ${m.occurrences} past occurrence(s)`
@@ -155,7 +157,7 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
     }
   }
   base.seasons = seasons;
-  notes.push(seasons.length ? `seasons detected: ${seasons.join(', ')} steps` : 'no season detected');
+  notes.push(seasons.length ? `seasons ${inp.seasons ? 'given' : 'detected'}: ${seasons.join(', ')} steps` : 'no season detected');
   const maxC = Math.min(opts.calibrationSteps ?? MAX_CALIBRATION_STEPS, MAX_CALIBRATION_STEPS);
   const C = Math.max(1, Math.min(maxC, Math.floor(n * CALIBRATION_SHARE)));
   base.fitEnd = n - C;
@@ -260,6 +262,20 @@ export async function forecastMany(inputs: readonly SeriesInput[], opts: Predict
     await yieldLoop();
   }
   return { forecasts, ...(lstmModel ? { lstmModel } : {}), ...(lstmBackend ? { lstmBackend } : {}), timings: { totalMs: now() - tStart, statsMs, lstmMs } };
+}
+
+/**
+ * The statistical part alone, synchronously (no LSTM, no worker): what the per-series Forecaster
+ * classes use. `model` 'auto'/'ensemble' combine the naive variants and Holt-Winters.
+ */
+export function forecastStatistical(inp: SeriesInput, opts: PredictOptions): Forecast {
+  const H = Math.max(1, Math.floor(opts.horizon));
+  const levels = [...new Set((opts.quantiles ?? DEFAULT_QUANTILES).map(Number))].sort((a, b) => a - b);
+  const choice = opts.model === 'lstm' ? 'hw' : opts.model ?? 'auto';
+  const p = prepare(inp, { ...opts, horizon: H }, levels);
+  if (p.fallback) return p.fallback;
+  runStats(p, choice, H);
+  return combine(p, choice, H, levels);
 }
 
 function stripExtras(lo: LstmOptions): Partial<LstmConfig> {
