@@ -3,7 +3,8 @@
 // One model serves every series (DeepAR / MQ-RNN style): each sample is one series at one origin o.
 //   scale      = mean of the last max(window, long season) values before o (1 if that is ~0),
 //                so a partition at 10 qps and one at 10,000 qps look alike to the net;
-//   sequence   = the last `window` steps: [y/scale, sin/cos hour-of-day, sin/cos hour-of-week];
+//   sequence   = the last `window` steps: [y/scale, y one long season earlier/scale,
+//                sin/cos hour-of-day, sin/cos hour-of-week];
 //   future     = per horizon step k: [long-season naive/scale, short-season naive/scale, calendar(4)];
 //   target     = (y[o+k] − long-season naive) / scale.
 // The net thus learns a correction to the seasonal naive forecast, starts from it (zero-initialized
@@ -33,12 +34,12 @@ export const DEFAULT_LSTM_CONFIG: Omit<LstmConfig, 'horizon'> = {
   epochs: 12,
   samples: 3000,
   batchSize: 256,
-  learningRate: 0.004,
+  learningRate: 0.01,
   seed: 7,
   maxTrainMs: 40_000,
 };
 
-export const SEQ_FEATURES = 5;
+export const SEQ_FEATURES = 6;
 export const COV_FEATURES = 6;
 
 /** One series as the LSTM sees it: gap-filled, events divided out. */
@@ -96,8 +97,11 @@ export function encodeSample(
     const i = o - L + j;
     const at = seqAt + j * SEQ_FEATURES;
     seq[at] = (i >= 0 ? y[i]! : y[0]!) / scale;
+    // The same phase one long season earlier: with it the net sees how far the recent past ran
+    // above or below last week, the deviation that persists into the next hours.
+    seq[at + 1] = (i - mL >= 0 ? y[i - mL]! : i >= 0 ? y[i]! : y[0]!) / scale;
     calendar(s.start + i * s.stepMs, tmp, 0);
-    seq[at + 1] = tmp[0]!; seq[at + 2] = tmp[1]!; seq[at + 3] = tmp[2]!; seq[at + 4] = tmp[3]!;
+    seq[at + 2] = tmp[0]!; seq[at + 3] = tmp[1]!; seq[at + 4] = tmp[2]!; seq[at + 5] = tmp[3]!;
   }
   for (let k = 0; k < H; k++) {
     const at = covAt + k * COV_FEATURES;

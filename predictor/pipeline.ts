@@ -29,9 +29,9 @@ export type ModelChoice = 'auto' | 'naive' | 'hw' | 'lstm' | 'ensemble';
 export const MODEL_CHOICES: readonly ModelChoice[] = ['auto', 'naive', 'hw', 'lstm', 'ensemble'];
 
 /** Largest calibration window, in steps (three weeks of hourly data). */
-export const MAX_CALIBRATION_STEPS = 504;
+export const MAX_CALIBRATION_STEPS = 672;
 /** Share of a short history used for calibration. */
-const CALIBRATION_SHARE = 0.3;
+const CALIBRATION_SHARE = 0.4;
 /** Below this many values there is nothing to fit: naive or the restore seed. */
 export const MIN_HISTORY = 8;
 /** Rounds of forward ensemble selection: weights are multiples of 1/SELECT_ROUNDS. */
