@@ -46,6 +46,13 @@ interface ClientStatement {
   parseBytes: Buffer;
 }
 
+/** An extended-protocol message with the statement it names. */
+interface PlannedMessage {
+  msg: FrontendMessage;
+  stmt?: ClientStatement;
+  name?: string;
+}
+
 /** A server linked to this client, with the replies still expected from it. */
 interface Link {
   server: PooledServer;
@@ -57,14 +64,23 @@ interface Link {
   busy: boolean;
 }
 
+/** Whether a ReadyForQuery is still due on this link (a Query or Sync step is pending). */
+function awaitsReady(link: Link): boolean {
+  for (let i = link.head; i < link.steps.length; i++) if (endsAtReady(link.steps[i]!.kind)) return true;
+  return false;
+}
+
 /** Merges the replies of one statement run on several shards into one answer. */
 interface FanOut {
+  /** Shards that have not sent their final ReadyForQuery yet. */
   pending: number;
-  rowDescriptionSent: boolean;
+  /** The shard whose acknowledgements and row description the client sees. */
+  leader: Link | null;
+  /** The leader's row description (or first row) went out: other shards' rows may follow. */
+  headerDone: boolean;
+  held: Buffer[];
   rows: number;
   tagVerb: string | null;
-  /** INSERT's tag is "INSERT 0 n". */
-  tagPrefix: string;
   error: Buffer | null;
   copyOutSent: boolean;
   /** Forward only the first shard's tag as is (DDL). */
@@ -554,6 +570,67 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
   }
 
+  /**
+   * Advance `link`'s steps past one server message and say whether the client should see it.
+   * Synth steps at the head are not handled here (the caller emits them first).
+   */
+  private consume(link: Link, code: number, buf: Buffer, start: number, end: number): boolean {
+    const step = link.steps[link.head];
+    if (code === BackendCode.NoticeResponse || code === BackendCode.NotificationResponse || !step) return true;
+    const swallow = isSwallow(step.kind);
+    if (code === BackendCode.ParameterStatus) return !swallow;
+    if (code === BackendCode.ErrorResponse) {
+      this.ctx.counters.errors++;
+      // Errors always reach the client, even from an injected step: it must know.
+      if (step.kind === StepKind.QuerySwallow) {
+        this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, start, end) }, 'injected statement failed');
+      }
+      if (step.kind === StepKind.QueryForward || step.kind === StepKind.QuerySwallow) {
+        this.pendingSetting = null;
+        return true; // the ReadyForQuery still follows
+      }
+      this.onExtendedError(link, step);
+      return true;
+    }
+    switch (step.kind) {
+      case StepKind.QueryForward:
+      case StepKind.QuerySwallow:
+        if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
+        if (code === BackendCode.ReadyForQuery) {
+          link.head++;
+          link.busy = awaitsReady(link);
+          link.server.txStatus = readyForQueryStatus(buf, start);
+          if (step.kind === StepKind.QueryForward) this.commitPendingSetting();
+        }
+        break;
+      case StepKind.SyncForward:
+      case StepKind.SyncSwallow:
+        if (code === BackendCode.ReadyForQuery) {
+          link.head++;
+          link.busy = awaitsReady(link);
+          link.server.txStatus = readyForQueryStatus(buf, start);
+        }
+        break;
+      case StepKind.ParseForward:
+      case StepKind.ParseSwallow:
+      case StepKind.BindForward:
+      case StepKind.CloseForward:
+      case StepKind.CloseSwallow:
+        link.head++;
+        break;
+      case StepKind.DescribeForward:
+        if (code === BackendCode.RowDescription || code === BackendCode.NoData) link.head++;
+        break;
+      case StepKind.ExecuteForward:
+        if (code === BackendCode.CommandComplete || code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) link.head++;
+        else if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
+        break;
+      default:
+        return true;
+    }
+    return !swallow;
+  }
+
   /** Single-server relay: forward runs of messages untouched, act on the few that matter. */
   private relay(link: Link): void {
     const scanner = link.scanner;
@@ -566,81 +643,12 @@ export class ClientSession implements ServerSink, SessionHandle {
       }
     };
     for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
-      const buf = scanner.buffer;
       // Synthesized replies due before this message.
       while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) {
         flush();
         this.write(link.steps[link.head++]!.bytes!);
       }
-      const code = m.code;
-      const step = link.steps[link.head];
-      if (code === BackendCode.NoticeResponse || code === BackendCode.NotificationResponse || !step) {
-        if (runStart < 0) runStart = m.start;
-        runEnd = m.end;
-        continue;
-      }
-      const swallow = isSwallow(step.kind);
-      if (code === BackendCode.ParameterStatus) {
-        if (swallow) flush();
-        else {
-          if (runStart < 0) runStart = m.start;
-          runEnd = m.end;
-        }
-        continue;
-      }
-      if (code === BackendCode.ErrorResponse) {
-        this.ctx.counters.errors++;
-        // Errors always reach the client, even from an injected step: it must know.
-        if (step.kind === StepKind.QuerySwallow) {
-          this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, m.start, m.end) }, 'injected statement failed');
-        }
-        if (runStart < 0) runStart = m.start;
-        runEnd = m.end;
-        if (step.kind === StepKind.QueryForward || step.kind === StepKind.QuerySwallow) {
-          this.pendingSetting = null;
-          continue; // the ReadyForQuery still follows
-        }
-        this.onExtendedError(link, step);
-        continue;
-      }
-      let forward = !swallow;
-      switch (step.kind) {
-        case StepKind.QueryForward:
-        case StepKind.QuerySwallow:
-          if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
-          if (code === BackendCode.ReadyForQuery) {
-            link.head++;
-            link.busy = false;
-            link.server.txStatus = readyForQueryStatus(buf, m.start);
-            if (step.kind === StepKind.QueryForward) this.commitPendingSetting();
-          }
-          break;
-        case StepKind.SyncForward:
-        case StepKind.SyncSwallow:
-          if (code === BackendCode.ReadyForQuery) {
-            link.head++;
-            link.busy = false;
-            link.server.txStatus = readyForQueryStatus(buf, m.start);
-          }
-          break;
-        case StepKind.ParseForward:
-        case StepKind.ParseSwallow:
-        case StepKind.BindForward:
-        case StepKind.CloseForward:
-        case StepKind.CloseSwallow:
-          link.head++;
-          break;
-        case StepKind.DescribeForward:
-          if (code === BackendCode.RowDescription || code === BackendCode.NoData) link.head++;
-          break;
-        case StepKind.ExecuteForward:
-          if (code === BackendCode.CommandComplete || code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) link.head++;
-          else if (code === BackendCode.CopyInResponse) this.inCopyIn = true;
-          break;
-        default:
-          forward = true;
-      }
-      if (forward) {
+      if (this.consume(link, m.code, scanner.buffer, m.start, m.end)) {
         if (runStart < 0) runStart = m.start;
         runEnd = m.end;
       } else {
@@ -718,13 +726,60 @@ export class ClientSession implements ServerSink, SessionHandle {
 
   // ---- fan-out (scatter reads, broadcast writes and DDL, multi-row inserts) ----
 
+  /**
+   * Run one statement on several shards. `send` writes the statement to one linked server (a
+   * Query, or an extended batch ending in Sync). Every shard is linked before anything is sent,
+   * so a shard that is down fails the statement before it ran anywhere.
+   */
+  private startFanOut(shardIds: number[], kind: FanOut['kind'], send: (link: Link) => void): void {
+    this.fanOut = { pending: shardIds.length, leader: null, headerDone: false, held: [], rows: 0, tagVerb: null, error: null, copyOutSent: false, kind };
+    this.busy = true;
+    this.unitStarted = performance.now();
+    let remaining = shardIds.length;
+    const failures: unknown[] = [];
+    const links: Link[] = [];
+    const go = () => {
+      if (this.closed || failures.length > 0) {
+        for (const link of links) {
+          this.detach(link.shardId, link);
+          this.ctx.pool(link.shardId).release(link.server);
+        }
+        if (failures.length > 0 && !this.closed) {
+          this.fanOut = null;
+          this.failUnit(failures[0]);
+        }
+        return;
+      }
+      this.fanOut!.leader = links[0]!;
+      for (const link of links) send(link);
+    };
+    for (const shardId of shardIds) {
+      const got = (link: Link) => {
+        links.push(link);
+        if (--remaining === 0) go();
+      };
+      const existing = this.links.get(shardId);
+      if (existing) {
+        got(existing);
+        continue;
+      }
+      const pool = this.ctx.pool(shardId);
+      const s = pool.tryAcquire();
+      if (s) got(this.attach(shardId, s));
+      else pool.acquire().then((srv) => got(this.attach(shardId, srv)), (err: unknown) => {
+        failures.push(err);
+        if (--remaining === 0) go();
+      });
+    }
+  }
+
   private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[]): void {
     if (plan.kind === 'copy' && plan.direction === 'from') {
       throw new SessionError('SHARDED_COPY_FROM', `COPY ${plan.table} FROM STDIN into a sharded table is not supported yet`, {
         sqlstate: '0A000', hint: 'insert the rows with INSERT … VALUES through the proxy',
       });
     }
-    this.ctx.counters[plan.kind === 'scatter-read' || plan.kind === 'copy' ? 'scatter' : 'broadcast']++;
+    this.ctx.counters[plan.kind === 'scatter-read' || plan.kind === 'copy' || plan.kind === 'keyed' ? 'scatter' : 'broadcast']++;
     const perShard = new Map<number, Buffer>();
     if (plan.kind === 'insert-rows') {
       const index = this.ctx.routing();
@@ -743,115 +798,100 @@ export class ClientSession implements ServerSink, SessionHandle {
       for (const s of shards) perShard.set(s, msg.bytes);
     }
     const kind: FanOut['kind'] = plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows';
-    this.fanOut = { pending: perShard.size, rowDescriptionSent: false, rows: 0, tagVerb: null, tagPrefix: '', error: null, copyOutSent: false, kind };
-    this.busy = true;
-    let remaining = perShard.size;
-    const failures: unknown[] = [];
-    const links: { link: Link; bytes: Buffer }[] = [];
-    const go = () => {
-      if (this.closed || failures.length > 0) {
-        for (const { link } of links) {
-          this.detach(link.shardId, link);
-          this.ctx.pool(link.shardId).release(link.server);
-        }
-        if (failures.length > 0 && !this.closed) {
-          this.fanOut = null;
-          this.failUnit(failures[0]);
-        }
-        return;
-      }
-      for (const { link, bytes } of links) {
-        this.prepareLink(link);
-        link.server.unnamedKey = null;
-        this.sendToLink(link, bytes, QUERY_FORWARD);
-      }
-    };
-    // Link every shard first, so a shard that is down fails the statement before it ran anywhere.
-    for (const [shardId, bytes] of perShard) {
-      const pool = this.ctx.pool(shardId);
-      const got = (server: PooledServer) => {
-        links.push({ link: this.attach(shardId, server), bytes });
-        if (--remaining === 0) go();
-      };
-      const s = pool.tryAcquire();
-      if (s) got(s);
-      else pool.acquire().then(got, (err: unknown) => {
-        failures.push(err);
-        if (--remaining === 0) go();
-      });
-    }
+    this.startFanOut([...perShard.keys()], kind, (link) => {
+      this.prepareLink(link);
+      link.server.unnamedKey = null;
+      this.sendToLink(link, perShard.get(link.shardId)!, QUERY_FORWARD);
+    });
   }
 
   private relayFanOut(link: Link): void {
-    const f = this.fanOut!;
     const scanner = link.scanner;
     for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
+      while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) {
+        const bytes = link.steps[link.head++]!.bytes!;
+        this.fanOutMessage(link, bytes[0]!, bytes, 0, bytes.length);
+      }
       const buf = scanner.buffer;
-      const step = link.steps[link.head];
-      const swallow = step ? isSwallow(step.kind) : false;
-      const code = m.code;
-      if (code === BackendCode.ReadyForQuery) {
-        link.server.txStatus = readyForQueryStatus(buf, m.start);
-        link.head++;
-        if (link.head >= link.steps.length) {
-          link.steps.length = 0;
-          link.head = 0;
-          link.busy = false;
-          if (--f.pending === 0) this.finishFanOut();
-        }
-        continue;
+      if (this.consume(link, m.code, buf, m.start, m.end) && m.code !== BackendCode.ReadyForQuery) {
+        this.fanOutMessage(link, m.code, buf, m.start, m.end);
       }
-      if (swallow) {
-        if (code === BackendCode.ErrorResponse) this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, m.start, m.end) }, 'injected statement failed');
-        continue;
-      }
-      switch (code) {
-        case BackendCode.RowDescription:
-          if (!f.rowDescriptionSent && !f.error) {
-            f.rowDescriptionSent = true;
-            this.write(buf.subarray(m.start, m.end));
-          }
-          break;
-        case BackendCode.DataRow:
-        case BackendCode.CopyData:
-          if (!f.error) this.write(buf.subarray(m.start, m.end));
-          break;
-        case BackendCode.CopyOutResponse:
-          if (!f.copyOutSent) {
-            f.copyOutSent = true;
-            this.write(buf.subarray(m.start, m.end));
-          }
-          break;
-        case BackendCode.CopyDone:
-          break;
-        case BackendCode.CommandComplete: {
-          const tag = commandCompleteTag(buf, m.start, m.end);
-          const sp = tag.lastIndexOf(' ');
-          const n = Number(tag.slice(sp + 1));
-          if (f.kind === 'ddl' || sp < 0 || !Number.isFinite(n)) {
-            f.tagVerb ??= tag;
-          } else {
-            f.tagVerb = tag.slice(0, sp);
-            f.rows += n;
-          }
-          break;
+      if (m.code === BackendCode.ReadyForQuery && link.head >= link.steps.length) {
+        link.steps.length = 0;
+        link.head = 0;
+        if (--this.fanOut!.pending === 0) {
+          this.finishFanOut();
+          return;
         }
-        case BackendCode.ErrorResponse:
-          this.ctx.counters.errors++;
-          f.error ??= Buffer.from(buf.subarray(m.start, m.end));
-          break;
-        case BackendCode.NoticeResponse:
-          this.write(buf.subarray(m.start, m.end));
-          break;
-        default:
-          break;
       }
     }
+  }
+
+  /**
+   * One forwarded message of a fan-out. Protocol acknowledgements and the row description come
+   * from the leader only; other shards' rows wait until the leader's header went out; counts are
+   * summed into one CommandComplete; the first error wins and stops the rows.
+   */
+  private fanOutMessage(link: Link, code: number, buf: Buffer, start: number, end: number): void {
+    const f = this.fanOut!;
+    const leader = link === f.leader;
+    switch (code) {
+      case BackendCode.DataRow:
+      case BackendCode.CopyData:
+        if (f.error) return;
+        if (leader || f.headerDone) this.write(buf.subarray(start, end));
+        else f.held.push(Buffer.from(buf.subarray(start, end)));
+        return;
+      case BackendCode.CommandComplete: {
+        const tag = commandCompleteTag(buf, start, end);
+        const sp = tag.lastIndexOf(' ');
+        const n = Number(tag.slice(sp + 1));
+        if (f.kind === 'ddl' || sp < 0 || !Number.isFinite(n)) {
+          f.tagVerb ??= tag;
+        } else {
+          f.tagVerb = tag.slice(0, sp);
+          f.rows += n;
+        }
+        if (leader) this.releaseHeld(f);
+        return;
+      }
+      case BackendCode.ErrorResponse:
+        f.error ??= Buffer.from(buf.subarray(start, end));
+        return;
+      case BackendCode.NoticeResponse:
+        this.write(buf.subarray(start, end));
+        return;
+      case BackendCode.CopyOutResponse:
+        if (!f.copyOutSent) {
+          f.copyOutSent = true;
+          this.write(buf.subarray(start, end));
+        }
+        return;
+      case BackendCode.CopyDone:
+        return;
+      case BackendCode.RowDescription:
+      case BackendCode.NoData:
+        if (leader) {
+          this.write(buf.subarray(start, end));
+          this.releaseHeld(f);
+        }
+        return;
+      default:
+        // ParseComplete, BindComplete, CloseComplete, ParameterDescription, EmptyQuery…
+        if (leader) this.write(buf.subarray(start, end));
+    }
+  }
+
+  private releaseHeld(f: FanOut): void {
+    f.headerDone = true;
+    if (f.held.length > 0 && !f.error) for (const b of f.held) this.write(b);
+    f.held = [];
   }
 
   private finishFanOut(): void {
     const f = this.fanOut!;
     this.fanOut = null;
+    this.releaseHeld(f);
     if (f.error) {
       this.write(f.error);
     } else {
@@ -882,8 +922,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.batch = [];
     const endsWithSync = batch[batch.length - 1]!.code === FrontendCode.Sync;
     // Pass 1: learn statements and collect the routes of every Bind.
-    type Planned = { msg: FrontendMessage; stmt?: ClientStatement; name?: string };
-    const planned: Planned[] = [];
+    const planned: PlannedMessage[] = [];
     const plans: StatementPlan[] = [];
     let bindParams: { stmt: ClientStatement; values: (Buffer | null)[]; formats: number[] }[] = [];
     try {
@@ -942,9 +981,18 @@ export class ClientSession implements ServerSink, SessionHandle {
       for (const bp of bindParams) {
         const t = this.targetShards(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes });
         if (t.fanout) {
-          throw new SessionError('EXTENDED_FANOUT', 'a statement that needs several shards is not supported through the extended protocol yet', {
-            sqlstate: '0A000', hint: 'give it a shard key, or send it as a simple query',
-          });
+          const plan = bp.stmt.plans[0]!;
+          if (bindParams.length !== 1 || !endsWithSync || plan.kind === 'insert-rows' || plan.kind === 'copy') {
+            throw new SessionError('EXTENDED_FANOUT', plan.kind === 'insert-rows'
+              ? 'a multi-row INSERT with parameters whose rows belong to different shards is not supported yet'
+              : 'a statement that needs several shards must be the only one in its pipeline (one Bind per Sync)', {
+              sqlstate: '0A000', hint: plan.kind === 'insert-rows' ? 'insert the rows one statement per shard key, or send literals' : 'send a Sync after it',
+            });
+          }
+          this.ctx.counters[plan.kind === 'broadcast' ? 'broadcast' : 'scatter']++;
+          this.holdForFlush = false;
+          this.startFanOut(t.shards, plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
+          return;
         }
         if (t.shards.length === 1 && (bp.stmt.plans.some((p) => p.kind !== 'transaction' && p.kind !== 'session' && p.kind !== 'unsharded') || this.links.size === 0)) wanted.add(t.shards[0]!);
       }
@@ -983,7 +1031,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.sendToLink(link, stmt.reg.parseBytes, { kind: StepKind.ParseSwallow, statementId: stmt.reg.id });
   }
 
-  private sendBatch(link: Link, planned: { msg: FrontendMessage; stmt?: ClientStatement; name?: string }[], endsWithSync: boolean): void {
+  /** Write one extended batch to a linked server, renaming shared statements and queuing steps. */
+  private writeBatch(link: Link, planned: PlannedMessage[]): void {
     this.prepareLink(link);
     const socket = link.server.socket;
     socket.cork();
@@ -1039,6 +1088,10 @@ export class ClientSession implements ServerSink, SessionHandle {
     } finally {
       socket.uncork();
     }
+  }
+
+  private sendBatch(link: Link, planned: PlannedMessage[], endsWithSync: boolean): void {
+    this.writeBatch(link, planned);
     // Everything may have been answered without the server (Close + Sync on a known link).
     if (link.steps.length > 0 && link.steps.every((s, i) => i < link.head || s.kind === StepKind.Synth)) {
       while (link.head < link.steps.length) this.write(link.steps[link.head++]!.bytes!);
