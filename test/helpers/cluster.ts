@@ -1,4 +1,5 @@
 // Test helper: a catalog + N shard servers + an in-process proxy on free ports, all stopped in `after`.
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import pino from 'pino';
 import type { ProxyConfig, PoolMode } from '../../config/config-file.js';
@@ -44,7 +45,7 @@ export async function startTestCluster(opts: { shards?: number; poolMode?: PoolM
     const config: ProxyConfig = {
       listen: { host: '127.0.0.1', port },
       database: APP_DB,
-      users: [{ name: APP_USER, password: APP_PASSWORD, admin: true }, { name: 'md5user', password: 'md5-password', admin: false }],
+      users: [{ name: APP_USER, password: APP_PASSWORD, admin: true }, { name: 'md5user', password: `md5${createHash('md5').update('md5-password' + 'md5user').digest('hex')}`, admin: false }],
       auth: 'scram-sha-256',
       pool: { mode: opts.poolMode ?? 'transaction', size: opts.poolSize ?? 5, waitTimeoutMs: 10000, idleTimeoutMs: 60000 },
       catalog: catalog.url('postgres'),
