@@ -1,6 +1,6 @@
 // The demo cluster for `npm start`: one catalog server and N shard servers under one data directory.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { freePort, startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
@@ -82,6 +82,8 @@ export interface EmbeddedClusterOptions {
 export async function startEmbeddedCluster(opts: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  // As root, the servers run as the `postgres` user, which must be able to reach its folders.
+  if (process.getuid?.() === 0) chmodSync(dataDir, 0o755);
   const fileName = join(dataDir, 'cluster.json');
   const file: ClusterFile = existsSync(fileName)
     ? (JSON.parse(readFileSync(fileName, 'utf8')) as ClusterFile)
