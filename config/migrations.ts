@@ -58,4 +58,76 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO pgtide.routing_versions (version, reason) VALUES (1, 'catalog created');
     `,
   },
+  {
+    version: 2,
+    description: 'proxies, users, load history, key samples, shard stats',
+    sql: `
+      CREATE TABLE pgtide.proxies (
+        id              serial PRIMARY KEY,
+        address         text NOT NULL,
+        pid             int NOT NULL,
+        started_at      timestamptz NOT NULL DEFAULT now(),
+        last_heartbeat  timestamptz NOT NULL DEFAULT now(),
+        routing_version bigint NOT NULL DEFAULT 0,
+        state           text NOT NULL DEFAULT 'alive' CHECK (state IN ('alive', 'dead', 'stopped')),
+        leader          boolean NOT NULL DEFAULT false
+      );
+      -- Proxies that join an existing cluster learn who may log in from here.
+      CREATE TABLE pgtide.users (
+        name      text PRIMARY KEY,
+        secret    text NOT NULL,
+        admin     boolean NOT NULL DEFAULT false
+      );
+      CREATE TABLE pgtide.load_history (
+        bucket        timestamptz NOT NULL,
+        proxy_id      int NOT NULL,
+        partition_id  int NOT NULL,
+        table_name    text NOT NULL,
+        interval_s    int NOT NULL,
+        reads         bigint NOT NULL DEFAULT 0,
+        writes        bigint NOT NULL DEFAULT 0,
+        rows          bigint NOT NULL DEFAULT 0,
+        bytes_in      bigint NOT NULL DEFAULT 0,
+        bytes_out     bigint NOT NULL DEFAULT 0,
+        latency_us    bigint NOT NULL DEFAULT 0,
+        max_latency_us bigint NOT NULL DEFAULT 0,
+        errors        bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, proxy_id, partition_id, table_name)
+      );
+      CREATE INDEX ON pgtide.load_history (partition_id, bucket);
+      CREATE TABLE pgtide.key_samples (
+        bucket      timestamptz NOT NULL,
+        proxy_id    int NOT NULL,
+        table_name  text NOT NULL,
+        partition_id int NOT NULL,
+        key_hash    numeric(20, 0) NOT NULL,
+        key_text    text NOT NULL,
+        weight      double precision NOT NULL
+      );
+      CREATE INDEX ON pgtide.key_samples (table_name, bucket);
+      CREATE TABLE pgtide.shard_stats (
+        at            timestamptz NOT NULL DEFAULT now(),
+        shard_id      int NOT NULL,
+        xact_commit   bigint,
+        xact_rollback bigint,
+        blks_read     bigint,
+        blks_hit      bigint,
+        tup_returned  bigint,
+        tup_fetched   bigint,
+        tup_inserted  bigint,
+        tup_updated   bigint,
+        tup_deleted   bigint,
+        db_bytes      bigint,
+        PRIMARY KEY (at, shard_id)
+      );
+      CREATE TABLE pgtide.partition_sizes (
+        at           timestamptz NOT NULL DEFAULT now(),
+        partition_id int NOT NULL,
+        table_name   text NOT NULL,
+        rows         bigint NOT NULL,
+        bytes        bigint NOT NULL,
+        PRIMARY KEY (at, partition_id, table_name)
+      );
+    `,
+  },
 ];
