@@ -84,14 +84,14 @@ export const MIGRATIONS: readonly Migration[] = [
         partition_id  int NOT NULL,
         table_name    text NOT NULL,
         interval_s    int NOT NULL,
-        reads         bigint NOT NULL DEFAULT 0,
-        writes        bigint NOT NULL DEFAULT 0,
-        rows          bigint NOT NULL DEFAULT 0,
-        bytes_in      bigint NOT NULL DEFAULT 0,
-        bytes_out     bigint NOT NULL DEFAULT 0,
-        latency_us    bigint NOT NULL DEFAULT 0,
-        max_latency_us bigint NOT NULL DEFAULT 0,
-        errors        bigint NOT NULL DEFAULT 0,
+        reads         double precision NOT NULL DEFAULT 0,
+        writes        double precision NOT NULL DEFAULT 0,
+        rows          double precision NOT NULL DEFAULT 0,
+        bytes_in      double precision NOT NULL DEFAULT 0,
+        bytes_out     double precision NOT NULL DEFAULT 0,
+        latency_us    double precision NOT NULL DEFAULT 0,
+        max_latency_us double precision NOT NULL DEFAULT 0,
+        errors        double precision NOT NULL DEFAULT 0,
         PRIMARY KEY (bucket, proxy_id, partition_id, table_name)
       );
       CREATE INDEX ON pgtide.load_history (partition_id, bucket);

@@ -6,6 +6,7 @@ import type { RoutingTable } from '../config/types.js';
 import type { ShardPool } from './pool/shard-pool.js';
 import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
+import type { AccessRecorder } from './recorder.js';
 
 /** A session the cancel handler and SHOW CLIENTS can reach. */
 export interface SessionHandle {
@@ -51,4 +52,5 @@ export interface ProxyContext {
   readonly serverParams: Map<string, string>;
   readonly sessions: Map<number, SessionHandle>;
   readonly counters: ProxyCounters;
+  readonly recorder: AccessRecorder;
 }

@@ -17,6 +17,7 @@ import { ClientSession } from './session/client-session.js';
 import { startupSettings } from './session/session-settings.js';
 import { StatementRegistry } from './session/statement-registry.js';
 import { AdminSession, type AdminBackend } from './admin/admin-session.js';
+import { AccessRecorder, type IntervalSnapshot } from './recorder.js';
 
 /** GUCs a client is told at login, as Postgres reports them. */
 const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',
@@ -27,6 +28,9 @@ export interface ProxyServerOptions {
   routing: RoutingTable;
   log: Logger;
   admin: AdminBackend;
+  /** Access recording (default on) and its interval. */
+  record?: boolean;
+  recordIntervalMs?: number;
 }
 
 function parseShardUrl(url: string) {
@@ -53,6 +57,9 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   readonly authMethod;
   readonly tlsContext: tls.SecureContext | null;
   readonly startedAt = Date.now();
+  readonly recorder: AccessRecorder;
+  /** Intervals ended by a routing switch, waiting for the next flush. */
+  private endedIntervals: IntervalSnapshot[] = [];
   private index: RoutingIndex;
   private table: RoutingTable;
   private readonly shardPools = new Map<number, ShardPool>();
@@ -73,6 +80,9 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.log = opts.log;
     this.index = new RoutingIndex(opts.routing);
     this.table = opts.routing;
+    this.recorder = new AccessRecorder(opts.recordIntervalMs ?? 10_000);
+    this.recorder.enabled = opts.record ?? true;
+    this.recorder.setRouting(opts.routing);
     this.router = new Router(() => this.index, { cacheSize: config.routeCacheSize });
     for (const u of config.users) this.users.set(u.name, u);
     this.tlsContext = config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }) : null;
@@ -114,6 +124,9 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.index = next;
     this.table = table;
     this.router.invalidate();
+    // Counters are indexed by partition: end the interval under the old map before switching.
+    this.endedIntervals.push(this.recorder.drain());
+    this.recorder.setRouting(table);
     for (const [id, pool] of this.shardPools) {
       const shard = table.shards.find((s) => s.id === id);
       if (!shard) {
@@ -128,6 +141,13 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
       }
     }
     this.log.info({ version: table.version }, 'routing version installed');
+  }
+
+  drainRecorder(): IntervalSnapshot[] {
+    const out = this.endedIntervals;
+    this.endedIntervals = [];
+    out.push(this.recorder.drain());
+    return out;
   }
 
   // ---- HandshakeHost ----

@@ -5,7 +5,7 @@
 import { PgtideError } from '../../config/errors.js';
 import { hashBytesParts, hashKeyParts, KeyValueError, type HashParts } from '../../config/hash.js';
 import type { RoutingIndex } from '../../config/routing.js';
-import type { KeyType, TableInfo } from '../../config/types.js';
+import type { KeyType, Partition, TableInfo } from '../../config/types.js';
 import type { KeyRef, StatementPlan } from './types.js';
 
 /** A statement the router refuses (its plan is 'unsupported') or cannot place. */
@@ -245,4 +245,42 @@ export function resolveShards(plan: StatementPlan, literals: readonly string[], 
     case 'unsupported':
       throw new RouteError(plan.sqlstate, plan.message);
   }
+}
+
+/**
+ * For the access recorder: the partition of a keyed plan whose keys all fall in one partition
+ * (the common single-key case), with the hash written to `out`; null for several partitions, a
+ * NULL key or a key that cannot be read. Never throws: recording must not fail a query.
+ */
+export function keyedPartition(plan: Extract<StatementPlan, { kind: 'keyed' }>, literals: readonly string[], bound: BoundParams | null, index: RoutingIndex, out: HashParts): Partition | null {
+  const info = index.table(plan.table);
+  if (!info || info.keyspaceId === undefined || info.keyType === undefined) return null;
+  const ks = info.keyspaceId;
+  let found: Partition | null = null;
+  let several = false;
+  try {
+    for (const ref of plan.keys) {
+      forEachKeyHash(ref, info, literals, bound, (h) => {
+        const p = index.partitionForParts(ks, h.hi, h.lo);
+        if (found === null) {
+          found = p;
+          out.hi = h.hi;
+          out.lo = h.lo;
+        } else if (found !== p) several = true;
+      });
+    }
+  } catch {
+    return null;
+  }
+  return several ? null : found;
+}
+
+/** The text of a plan's first key value (for key samples), or null. */
+export function firstKeyText(plan: Extract<StatementPlan, { kind: 'keyed' }>, literals: readonly string[], bound: BoundParams | null): string | null {
+  const ref = plan.keys[0];
+  if (!ref || ref.array) return null;
+  if ('literal' in ref) return literals[ref.literal] ?? null;
+  const buf = bound?.values?.[ref.param - 1];
+  if (!buf) return null;
+  return formatOf(bound?.formats, ref.param - 1) === 0 ? buf.toString('utf8') : `\\x${buf.toString('hex')}`;
 }

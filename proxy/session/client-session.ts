@@ -12,7 +12,8 @@
 // whose replies are merged (rows concatenated, counts summed) into one answer.
 import type { Socket } from 'node:net';
 import { PgtideError } from '../../config/errors.js';
-import { resolveRowShards, type BoundParams, type StatementPlan } from '../router/index.js';
+import { firstKeyText, keyedPartition, resolveRowShards, type BoundParams, type StatementPlan } from '../router/index.js';
+import type { HashParts } from '../../config/hash.js';
 import type { ProxyContext, SessionHandle } from '../context.js';
 import type { PooledServer, ServerSink } from '../pool/pooled-server.js';
 import {
@@ -62,6 +63,20 @@ interface Link {
   scanner: BackendScanner;
   /** Sent a Query/Sync whose ReadyForQuery has not come yet. */
   busy: boolean;
+}
+
+/** The row count at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"), without allocating. */
+function tagRowCount(buf: Buffer, start: number, end: number): number {
+  // end - 1 is the tag's terminating zero byte.
+  let n = 0;
+  let mul = 1;
+  for (let i = end - 2; i > start + 4; i--) {
+    const c = buf[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    n += (c - 0x30) * mul;
+    mul *= 10;
+  }
+  return n;
 }
 
 /** Whether a ReadyForQuery is still due on this link (a Query or Sync step is pending). */
@@ -114,6 +129,21 @@ export class ClientSession implements ServerSink, SessionHandle {
   private closed = false;
   private paused = false;
   private unitStarted = 0;
+  // What the access recorder counts for the unit in flight (see noteAccess).
+  private recSlot = -1;
+  private recTable: string | null = null;
+  private recWrite = false;
+  private recRows = 0;
+  private recBytesIn = 0;
+  private recBytesOut = 0;
+  private recError = false;
+  private recording = false;
+  // The key of the statement in flight, read only when the recorder keeps it as a sample.
+  private samplePlan: Extract<StatementPlan, { kind: 'keyed' }> | null = null;
+  private sampleLiterals: readonly string[] = [];
+  private sampleBound: BoundParams | null = null;
+  private readonly sampleKeyText = (): string | null => (this.samplePlan ? firstKeyText(this.samplePlan, this.sampleLiterals, this.sampleBound) : null);
+  private readonly hashSlot: HashParts = { hi: 0, lo: 0 };
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -296,6 +326,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
 
     const target = this.targetShards(plans, literals, null);
+    this.noteAccess(plans, literals, null, msg.bytes.length);
     if (target.fanout) {
       this.runFanOut(plans[0]!, target.shards, msg, sql, literals);
       return;
@@ -465,6 +496,54 @@ export class ClientSession implements ServerSink, SessionHandle {
     return { shards, fanout };
   }
 
+  // ---- access recording ----
+
+  /** Decide what the recorder will count for this unit (one statement: its partition, or its tables). */
+  private noteAccess(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null, bytesIn: number): void {
+    const rec = this.ctx.recorder;
+    this.recording = false;
+    if (!rec.enabled || plans.length !== 1) return;
+    const plan = plans[0]!;
+    this.recRows = 0;
+    this.recBytesOut = 0;
+    this.recBytesIn = bytesIn;
+    this.recError = false;
+    this.recSlot = -1;
+    this.recTable = null;
+    if (plan.kind === 'keyed') {
+      const p = keyedPartition(plan, literals, bound, this.ctx.routing(), this.hashSlot);
+      this.recWrite = plan.write;
+      if (p) {
+        this.recSlot = rec.slot(p.id, plan.table);
+        this.samplePlan = plan;
+        this.sampleLiterals = literals;
+        this.sampleBound = bound;
+        rec.sample(plan.table, p.id, this.hashSlot.hi, this.hashSlot.lo, this.sampleKeyText);
+        this.samplePlan = null;
+        this.sampleBound = null;
+      } else {
+        this.recTable = plan.table;
+      }
+      this.recording = true;
+    } else if (plan.kind === 'scatter-read' || plan.kind === 'broadcast') {
+      this.recTable = plan.tables[0] ?? null;
+      this.recWrite = plan.kind === 'broadcast';
+      this.recording = this.recTable !== null;
+    } else if (plan.kind === 'insert-rows') {
+      this.recTable = plan.table;
+      this.recWrite = true;
+      this.recording = true;
+    }
+  }
+
+  private finishRecording(): void {
+    if (!this.recording) return;
+    this.recording = false;
+    const latencyUs = (performance.now() - this.unitStarted) * 1000;
+    if (this.recSlot >= 0) this.ctx.recorder.record(this.recSlot, this.recWrite, this.recRows, this.recBytesIn, this.recBytesOut, latencyUs, this.recError);
+    else if (this.recTable !== null) this.ctx.recorder.recordAll(this.recTable, this.recWrite, this.recBytesIn, latencyUs, this.recError);
+  }
+
   // ---- links ----
 
   /** Link the shard's server (from the pool unless already linked) and run `fn` with it. */
@@ -556,6 +635,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     const link = this.linkByServer.get(server);
     if (!link) return;
     this.ctx.counters.bytesOut += chunk.length;
+    this.recBytesOut += chunk.length;
     const scanner = link.scanner;
     try {
       scanner.push(chunk);
@@ -579,8 +659,10 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (code === BackendCode.NoticeResponse || code === BackendCode.NotificationResponse || !step) return true;
     const swallow = isSwallow(step.kind);
     if (code === BackendCode.ParameterStatus) return !swallow;
+    if (code === BackendCode.CommandComplete && this.recording) this.recRows += tagRowCount(buf, start, end);
     if (code === BackendCode.ErrorResponse) {
       this.ctx.counters.errors++;
+      this.recError = true;
       // Errors always reach the client, even from an injected step: it must know.
       if (step.kind === StepKind.QuerySwallow) {
         this.ctx.log.warn({ shard: link.shardId, error: parseErrorFields(buf, start, end) }, 'injected statement failed');
@@ -694,6 +776,7 @@ export class ClientSession implements ServerSink, SessionHandle {
   private unitDone(): void {
     if (this.inCopyIn) return;
     for (const l of this.links.values()) if (l.head < l.steps.length || l.busy) return;
+    this.finishRecording();
     this.busy = false;
     this.releaseIdleLinks();
     this.pump();
@@ -891,6 +974,8 @@ export class ClientSession implements ServerSink, SessionHandle {
   private finishFanOut(): void {
     const f = this.fanOut!;
     this.fanOut = null;
+    if (f.error) this.recError = true;
+    this.finishRecording();
     this.releaseHeld(f);
     if (f.error) {
       this.write(f.error);
@@ -990,6 +1075,7 @@ export class ClientSession implements ServerSink, SessionHandle {
             });
           }
           this.ctx.counters[plan.kind === 'broadcast' ? 'broadcast' : 'scatter']++;
+          this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
           this.holdForFlush = false;
           this.startFanOut(t.shards, plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
           return;
@@ -1000,6 +1086,12 @@ export class ClientSession implements ServerSink, SessionHandle {
         throw new SessionError('CROSS_SHARD_BATCH', `this pipeline touches shards ${[...wanted].join(', ')} in one implicit transaction`, { sqlstate: '0A000', hint: 'send a Sync between statements for different shards' });
       }
       target = wanted.size === 1 ? { shards: [...wanted], fanout: false } : this.targetShards([], [], null);
+      if (bindParams.length === 1) {
+        const bp = bindParams[0]!;
+        this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
+      } else {
+        this.recording = false;
+      }
       void plans;
       this.holdForFlush = !endsWithSync;
       this.withLink(target.shards[0]!, (link) => this.sendBatch(link, planned, endsWithSync));
@@ -1125,6 +1217,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     const fields = toErrorFields(err);
     if (!(err instanceof PgtideError)) this.ctx.log.error({ err }, 'unexpected error in client session');
     this.ctx.counters.errors++;
+    this.recError = true;
+    this.finishRecording();
     this.write(bw.errorResponse(fields));
     if (this.txStatus() !== 'I') this.clientFailed = true;
     this.write(bw.readyForQuery(this.txStatus()));
