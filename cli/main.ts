@@ -3,7 +3,7 @@ import pino from 'pino';
 import { ConfigError, loadConfigFile, type ProxyConfig } from '../config/config-file.js';
 import { parseArgs, UsageError } from './args.js';
 import { startEmbeddedCluster, type EmbeddedCluster } from './embedded-cluster.js';
-import { runProxy, type RunningProxy } from './run-proxy.js';
+import { joinConfig, runProxy, type RunningProxy } from './run-proxy.js';
 import { PGTIDE_VERSION } from './version.js';
 
 const USAGE = `pgtide ${PGTIDE_VERSION} — a Postgres proxy that shards tables and reshapes them before load arrives
@@ -12,6 +12,7 @@ usage:
   pgtide [--shards N] [--data-dir DIR] [--port P] [--pool-mode transaction|session]
                                         embedded cluster (catalog + N shards) and the proxy
   pgtide --config FILE                  in front of existing Postgres servers
+  pgtide --join CATALOG_URL --port P    one more proxy of an existing cluster (prints nothing new to set up)
   pgtide forecast --input FILE.csv --train-until TS --horizon N [--quantiles 0.1,0.5,0.9] [--model M]
   pgtide simulate --trace FILE.csv …    replay a load trace against the planner
 options:
@@ -21,6 +22,7 @@ options:
   --http-port P     metrics/status port (default 9930)
   --pool-size N     server connections per shard (default 20)
   --log-level L     pino level (default info)
+  --no-record       do not record per-partition access (benchmarks)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs(argv, {
       config: 'string', shards: 'number', 'data-dir': 'string', port: 'number', 'http-port': 'number', 'pool-mode': 'string',
-      'pool-size': 'number', 'log-level': 'string', help: 'boolean', version: 'boolean',
+      'pool-size': 'number', 'log-level': 'string', help: 'boolean', version: 'boolean', join: 'string', 'no-record': 'boolean',
     });
     if (parsed.positional.length > 0) throw new UsageError(`unknown command ${JSON.stringify(parsed.positional[0])}`);
   } catch (err) {
@@ -60,7 +62,16 @@ async function main(argv: string[]): Promise<number> {
 
   let config: ProxyConfig;
   let cluster: EmbeddedCluster | null = null;
-  if (typeof o.config === 'string') {
+  const httpPort = typeof o['http-port'] === 'number' ? o['http-port'] : 9930;
+  if (typeof o.join === 'string') {
+    // Another proxy of an existing cluster: everything but our own ports comes from the catalog.
+    try {
+      config = await joinConfig(o.join, { host: '127.0.0.1', port: typeof o.port === 'number' ? o.port : 6432 }, { host: '127.0.0.1', port: httpPort });
+    } catch (err) {
+      process.stderr.write(`pgtide: cannot join ${o.join.replace(/:[^:@/]*@/, ':***@')}: ${(err as Error).message}\n`);
+      return 2;
+    }
+  } else if (typeof o.config === 'string') {
     try {
       config = loadConfigFile(o.config);
     } catch (err) {
@@ -94,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
       shards: cluster.shardUrls,
       tables: { sharded: [], reference: [] },
       partitions: 8,
-      http: { host: '127.0.0.1', port: typeof o['http-port'] === 'number' ? o['http-port'] : 9930 },
+      http: { host: '127.0.0.1', port: httpPort },
       routeCacheSize: 10000,
       logLevel: 'info',
     };
@@ -102,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
 
   let proxy: RunningProxy;
   try {
-    proxy = await runProxy(config, log);
+    proxy = await runProxy(config, log, { record: !o['no-record'] });
   } catch (err) {
     log.error({ err }, 'pgtide could not start');
     process.stderr.write(`pgtide: could not start: ${(err as Error).message}\n`);
@@ -128,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`catalog: ${config.catalog}\n`);
     process.stdout.write(`admin: psql "postgres://${encodeURIComponent(user.name)}:${encodeURIComponent(user.password)}@${config.listen.host}:${proxy.port}/pgtide"\n`);
   }
+  if (proxy.httpPort) process.stdout.write(`status: http://${config.http.host}:${proxy.httpPort}/ (metrics at /metrics)\n`);
   process.stdout.write(`pgtide ready: ${url}\n`);
   return -1;
 }

@@ -8,12 +8,27 @@ import type { RoutingTable } from '../config/types.js';
 import type { AdminBackend } from '../proxy/admin/admin-session.js';
 import { ProxyServer } from '../proxy/server.js';
 import { PGTIDE_VERSION } from './version.js';
+import { ClusterMember } from '../proxy/cluster/member.js';
+import { scramSecretFor } from '../proxy/frontend/handshake.js';
+import { sampleShardStats } from '../proxy/cluster/shard-stats.js';
+import { StatusServer } from '../proxy/http/status-server.js';
 
 export interface RunningProxy {
   server: ProxyServer;
   catalog: Catalog;
+  member: ClusterMember;
   port: number;
+  /** The metrics/status HTTP port (0 when disabled). */
+  httpPort: number;
   stop(): Promise<void>;
+}
+
+export interface RunProxyOptions {
+  /** Access recording on (default) or off (for the recording-cost benchmark). */
+  record?: boolean;
+  recordIntervalMs?: number;
+  heartbeatMs?: number;
+  deadAfterMs?: number;
 }
 
 /** Admin work on shards goes through small dedicated pools, never through the client pools. */
@@ -36,10 +51,14 @@ class ShardAdminPools {
   }
 }
 
-export async function runProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
+export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyOptions = {}): Promise<RunningProxy> {
   const catalog = await Catalog.open(config.catalog);
   try {
     await catalog.ensureShards(config.shards);
+    // What a proxy joining later (--join) needs: who may log in, and the application database name.
+    await catalog.saveUsers(config.users.map((u) => ({ name: u.name, secret: scramSecretFor(u.password) ?? u.password, admin: u.admin })));
+    await catalog.setSetting('database', config.database);
+    await catalog.setSetting('pool_mode', config.pool.mode);
     for (const t of config.tables.sharded) {
       await catalog.shardTable(t.name, t.key, t.type, { partitions: config.partitions, ...(t.keyspace ? { alone: false } : {}) }).catch((err: unknown) => {
         // A table declared in the config and already in the catalog with another key is a real conflict.
@@ -56,12 +75,17 @@ export async function runProxy(config: ProxyConfig, log: Logger): Promise<Runnin
     const routing = await catalog.loadRoutingTable();
     const shardAdmin = new ShardAdminPools();
     let server: ProxyServer;
+    let member: ClusterMember;
     const backend: AdminBackend = {
       catalog,
       version: PGTIDE_VERSION,
+      get member() {
+        return member;
+      },
       async reload(): Promise<RoutingTable> {
         const t = await catalog.loadRoutingTable();
-        server.installRouting(t);
+        if (t.version > server.routingTable().version) server.installRouting(t);
+        await member.checkVersion();
         return t;
       },
       async queryShard(shardId, sql, params) {
@@ -76,14 +100,38 @@ export async function runProxy(config: ProxyConfig, log: Logger): Promise<Runnin
         }
       },
     };
-    server = new ProxyServer({ config, routing, log, admin: backend });
+    server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
     const port = await server.listen(config.listen.host, config.listen.port);
-    log.info({ port, routingVersion: routing.version, shards: routing.shards.length, mode: config.pool.mode }, 'pgtide listening');
+    let lastStats = 0;
+    member = new ClusterMember({
+      catalog, catalogUrl: config.catalog, host: server, address: `${config.listen.host}:${port}`, log,
+      heartbeatMs: opts.heartbeatMs ?? 1000, deadAfterMs: opts.deadAfterMs ?? 5000, flushMs: opts.recordIntervalMs ?? 10_000,
+      onLeaderTick: async () => {
+        // Server stats are sampled by the leader only, on the recorder's clock.
+        if (Date.now() - lastStats < (opts.recordIntervalMs ?? 10_000)) return;
+        lastStats = Date.now();
+        await sampleShardStats(catalog, server.routingTable(), (id, sql, params) => backend.queryShard(id, sql, params));
+      },
+    });
+    await member.start();
+    server.member = member;
+    const status = new StatusServer({ proxy: server, member, catalog });
+    let httpPort = 0;
+    try {
+      httpPort = await status.listen(config.http.host, config.http.port);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, port: config.http.port }, 'the metrics/status port is unavailable; serving without it');
+    }
+    log.info({ port, routingVersion: routing.version, shards: routing.shards.length, mode: config.pool.mode, proxy: member.proxyId }, 'pgtide listening');
     return {
       server,
       catalog,
+      member,
       port,
+      httpPort,
       async stop() {
+        await status.close();
+        await member.stop();
         await server.close();
         await shardAdmin.close();
         await catalog.close();
@@ -92,5 +140,34 @@ export async function runProxy(config: ProxyConfig, log: Logger): Promise<Runnin
   } catch (err) {
     await catalog.close().catch(() => {});
     throw err;
+  }
+}
+
+/** The config of a proxy that joins an existing cluster: everything but the listen address comes from the catalog. */
+export async function joinConfig(catalogUrl: string, listen: { host: string; port: number }, http: { host: string; port: number }): Promise<ProxyConfig> {
+  const catalog = await Catalog.open(catalogUrl);
+  try {
+    const routing = await catalog.loadRoutingTable();
+    const users = await catalog.loadUsers();
+    const database = await catalog.getSetting('database');
+    const poolMode = (await catalog.getSetting('pool_mode')) ?? 'transaction';
+    if (!database || users.length === 0 || routing.shards.length === 0) {
+      throw new PgtideError('NOT_A_CLUSTER', `the catalog at ${catalogUrl.replace(/:[^:@/]*@/, ':***@')} holds no pgtide cluster yet (start the first proxy without --join)`, { sqlstate: '55000' });
+    }
+    return {
+      listen, database,
+      users: users.map((u) => ({ name: u.name, password: u.secret, admin: u.admin })),
+      auth: 'scram-sha-256',
+      pool: { mode: poolMode === 'session' ? 'session' : 'transaction', size: 20, waitTimeoutMs: 30000, idleTimeoutMs: 600000 },
+      catalog: catalogUrl,
+      shards: routing.shards.map((s) => s.url),
+      tables: { sharded: [], reference: [] },
+      partitions: 8,
+      http,
+      routeCacheSize: 10000,
+      logLevel: 'info',
+    };
+  } finally {
+    await catalog.close();
   }
 }

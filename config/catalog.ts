@@ -123,11 +123,18 @@ export class Catalog {
    * Run a routing change in one transaction and bump the routing version when `fn` reports a
    * change. The row lock on routing_state serializes concurrent changes, so versions never fork.
    */
-  async change(reason: string, fn: (c: pg.PoolClient) => Promise<boolean>): Promise<number | null> {
+  async change(reason: string, fn: (c: pg.PoolClient) => Promise<boolean>, opts: { nowait?: boolean } = {}): Promise<number | null> {
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
-      await c.query('SELECT version FROM pgtide.routing_state FOR UPDATE');
+      try {
+        await c.query(`SELECT version FROM pgtide.routing_state FOR UPDATE${opts.nowait ? ' NOWAIT' : ''}`);
+      } catch (err) {
+        if ((err as { code?: string }).code === '55P03') {
+          throw new CatalogError('ROUTING_CHANGE_CONFLICT', 'another routing change is being committed right now; nothing was changed, retry', { sqlstate: '55P03' });
+        }
+        throw err;
+      }
       const changed = await fn(c);
       let version: number | null = null;
       if (changed) {
@@ -200,4 +207,108 @@ export class Catalog {
       return true;
     });
   }
+
+  /**
+   * Cut partition `id` in two at hash `at` (both halves stay on the same shard: metadata only).
+   * Without `at`, the load-weighted median of the partition's recent key samples, or the middle.
+   */
+  async splitPartition(id: number, at?: bigint): Promise<{ version: number; left: number; right: number; at: bigint }> {
+    let result: { left: number; right: number; at: bigint } | null = null;
+    const version = await this.change(`split partition ${id}`, async (c) => {
+      const p = await c.query<{ keyspace_id: number; lo: string; hi: string; shard_id: number; state: string }>(
+        'SELECT keyspace_id, lo::text AS lo, hi::text AS hi, shard_id, state FROM pgtide.partitions WHERE id = $1', [id]);
+      const row = p.rows[0];
+      if (!row) throw new CatalogError('UNKNOWN_PARTITION', `partition ${id} does not exist`, { sqlstate: '42704' });
+      if (row.state !== 'active') throw new CatalogError('PARTITION_BUSY', `partition ${id} is ${row.state}; wait for its job to finish`, { sqlstate: '55006' });
+      const lo = BigInt(row.lo);
+      const hi = BigInt(row.hi);
+      let cut = at;
+      if (cut === undefined) {
+        const samples = await c.query<{ h: string; w: number }>(
+          `SELECT key_hash::text AS h, weight AS w FROM pgtide.key_samples
+            WHERE partition_id = $1 AND bucket > now() - interval '1 hour' ORDER BY key_hash`, [id]);
+        cut = weightedMedianCut(samples.rows.map((r) => ({ hash: BigInt(r.h), weight: r.w })), lo, hi);
+      }
+      if (cut <= lo || cut >= hi) {
+        throw new CatalogError('BAD_SPLIT_POINT', `split point ${cut} is outside partition ${id}'s range (${lo}, ${hi})`, { sqlstate: '22023' });
+      }
+      await c.query('UPDATE pgtide.partitions SET hi = $2 WHERE id = $1', [id, cut.toString()]);
+      const ins = await c.query<{ id: number }>('INSERT INTO pgtide.partitions (keyspace_id, lo, hi, shard_id) VALUES ($1, $2, $3, $4) RETURNING id',
+        [row.keyspace_id, cut.toString(), hi.toString(), row.shard_id]);
+      result = { left: id, right: ins.rows[0]!.id, at: cut };
+      return true;
+    }, { nowait: true });
+    return { version: version!, ...result! };
+  }
+
+  /** Join two adjacent partitions of one key space on the same shard (metadata only). */
+  async mergePartitions(a: number, b: number): Promise<{ version: number; kept: number; removed: number }> {
+    let result: { kept: number; removed: number } | null = null;
+    const version = await this.change(`merge partitions ${a}, ${b}`, async (c) => {
+      const { rows } = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; shard_id: number; state: string }>(
+        'SELECT id, keyspace_id, lo::text AS lo, hi::text AS hi, shard_id, state FROM pgtide.partitions WHERE id = ANY($1) ORDER BY lo', [[a, b]]);
+      for (const id of [a, b]) {
+        if (!rows.some((r) => r.id === id)) throw new CatalogError('UNKNOWN_PARTITION', `partition ${id} does not exist`, { sqlstate: '42704' });
+      }
+      if (a === b) throw new CatalogError('BAD_MERGE', 'cannot merge a partition with itself', { sqlstate: '22023' });
+      const [low, high] = rows as [typeof rows[0], typeof rows[0]];
+      if (low.keyspace_id !== high.keyspace_id) throw new CatalogError('BAD_MERGE', `partitions ${a} and ${b} belong to different key spaces`, { sqlstate: '22023' });
+      if (low.hi !== high.lo) throw new CatalogError('BAD_MERGE', `partitions ${a} and ${b} are not adjacent (${low.hi} ≠ ${high.lo})`, { sqlstate: '22023' });
+      for (const r of rows) if (r.state !== 'active') throw new CatalogError('PARTITION_BUSY', `partition ${r.id} is ${r.state}; wait for its job to finish`, { sqlstate: '55006' });
+      if (low.shard_id !== high.shard_id) {
+        throw new CatalogError('MERGE_ACROSS_SHARDS', `partitions ${a} and ${b} live on different shards (${low.shard_id} and ${high.shard_id}); merging them means moving data`, {
+          sqlstate: '0A000', hint: `move one first: MOVE PARTITION ${high.id} TO SHARD ${low.shard_id}`,
+        });
+      }
+      await c.query('DELETE FROM pgtide.partitions WHERE id = $1', [high.id]);
+      await c.query('UPDATE pgtide.partitions SET hi = $2 WHERE id = $1', [low.id, high.hi]);
+      result = { kept: low.id, removed: high.id };
+      return true;
+    }, { nowait: true });
+    return { version: version!, ...result! };
+  }
+
+  async getSetting(key: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ value: string }>('SELECT value FROM pgtide.settings WHERE key = $1', [key]);
+    return rows[0]?.value ?? null;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    await this.pool.query('INSERT INTO pgtide.settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value', [key, value]);
+  }
+
+  /** Users a joining proxy accepts (secrets as stored: SCRAM secret or md5 hash). */
+  async saveUsers(users: { name: string; secret: string; admin: boolean }[]): Promise<void> {
+    for (const u of users) {
+      await this.pool.query('INSERT INTO pgtide.users (name, secret, admin) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET secret = EXCLUDED.secret, admin = EXCLUDED.admin',
+        [u.name, u.secret, u.admin]);
+    }
+  }
+
+  async loadUsers(): Promise<{ name: string; secret: string; admin: boolean }[]> {
+    const { rows } = await this.pool.query<{ name: string; secret: string; admin: boolean }>('SELECT name, secret, admin FROM pgtide.users ORDER BY name');
+    return rows;
+  }
+}
+
+/**
+ * The hash that halves the *load* of a partition: the weighted median of its key samples
+ * (weights = accesses each sample stands for). Falls back to the middle of the range when there
+ * are too few samples or they all share one hash (a single hot key cannot be split).
+ */
+export function weightedMedianCut(samples: { hash: bigint; weight: number }[], lo: bigint, hi: bigint): bigint {
+  const middle = lo + (hi - lo) / 2n;
+  const inside = samples.filter((s) => s.hash >= lo && s.hash < hi).sort((x, y) => (x.hash < y.hash ? -1 : x.hash > y.hash ? 1 : 0));
+  if (inside.length < 10) return middle;
+  const total = inside.reduce((n, s) => n + s.weight, 0);
+  let acc = 0;
+  for (let i = 0; i < inside.length; i++) {
+    acc += inside[i]!.weight;
+    if (acc >= total / 2) {
+      // Cut just above this sample, so it and everything below go left.
+      const cut = inside[i]!.hash + 1n;
+      return cut > lo && cut < hi ? cut : middle;
+    }
+  }
+  return middle;
 }

@@ -130,4 +130,14 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'cluster settings (what a joining proxy needs to know)',
+    sql: `
+      CREATE TABLE pgtide.settings (
+        key   text PRIMARY KEY,
+        value text NOT NULL
+      );
+    `,
+  },
 ];

@@ -7,6 +7,7 @@ import type { ShardPool } from './pool/shard-pool.js';
 import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
 import type { AccessRecorder } from './recorder.js';
+import type { LatencyHistogram } from './http/latency-histogram.js';
 
 /** A session the cancel handler and SHOW CLIENTS can reach. */
 export interface SessionHandle {
@@ -34,6 +35,8 @@ export interface ProxyCounters {
   perShard: Map<number, number>;
   scatter: number;
   broadcast: number;
+  /** Statement latency per shard (single-shard statements), for /metrics. */
+  latency: LatencyHistogram;
 }
 
 export interface ProxyContext {

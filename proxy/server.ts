@@ -18,6 +18,8 @@ import { startupSettings } from './session/session-settings.js';
 import { StatementRegistry } from './session/statement-registry.js';
 import { AdminSession, type AdminBackend } from './admin/admin-session.js';
 import { AccessRecorder, type IntervalSnapshot } from './recorder.js';
+import type { ClusterMember } from './cluster/member.js';
+import { LatencyHistogram } from './http/latency-histogram.js';
 
 /** GUCs a client is told at login, as Postgres reports them. */
 const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',
@@ -52,7 +54,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   readonly statements = new StatementRegistry(buildParse);
   readonly serverParams = new Map<string, string>();
   readonly sessions = new Map<number, SessionHandle>();
-  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0 };
+  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0, latency: new LatencyHistogram() };
   readonly appDatabase: string;
   readonly authMethod;
   readonly tlsContext: tls.SecureContext | null;
@@ -68,6 +70,8 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   private readonly adminSessions = new Set<AdminSession>();
   private server: net.Server | null = null;
   private nextPid = 1;
+  /** Set by the composition root once the proxy registered in the catalog. */
+  member: ClusterMember | null = null;
   logins = 0;
   loginFailures = 0;
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { PgtideError } from '../../config/errors.js';
 import type { Catalog } from '../../config/catalog.js';
 import type { RoutingTable } from '../../config/types.js';
+import type { ClusterMember } from '../cluster/member.js';
 import type { ProxyContext } from '../context.js';
 import * as bw from '../protocol/backend-writer.js';
 import { toErrorFields } from '../protocol/errors.js';
@@ -20,6 +21,8 @@ export interface AdminBackend {
   /** Run SQL on one shard's application database (admin work: schema checks, row counts). */
   queryShard(shardId: number, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
   readonly version: string;
+  /** This proxy's cluster membership (acks, leader lease, catalog reachability). */
+  readonly member: ClusterMember;
 }
 
 export interface AdminContext {

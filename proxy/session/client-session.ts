@@ -776,6 +776,7 @@ export class ClientSession implements ServerSink, SessionHandle {
   private unitDone(): void {
     if (this.inCopyIn) return;
     for (const l of this.links.values()) if (l.head < l.steps.length || l.busy) return;
+    if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (performance.now() - this.unitStarted) / 1000);
     this.finishRecording();
     this.busy = false;
     this.releaseIdleLinks();

@@ -13,9 +13,13 @@ import { showShards } from './show-shards.js';
 import { showStats } from './show-stats.js';
 import { showTables } from './show-tables.js';
 import { showVersion } from './show-version.js';
+import { showProxies } from './show-proxies.js';
+import { showLoad } from './show-load.js';
+import { splitPartition } from './split-partition.js';
+import { mergePartitions } from './merge-partitions.js';
 
 export const COMMANDS: AdminCommand[] = [
   showShards, showTables, showPartitions, showClients, showServers, showPools, showStats, showVersion,
-  shardTable, referenceTable, explainRoute, reload,
+  showProxies, showLoad, shardTable, referenceTable, splitPartition, mergePartitions, explainRoute, reload,
 ];
 COMMANDS.push(showHelp(() => COMMANDS));
