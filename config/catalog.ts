@@ -246,7 +246,7 @@ export class Catalog {
     let result: { kept: number; removed: number } | null = null;
     const version = await this.change(`merge partitions ${a}, ${b}`, async (c) => {
       const { rows } = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; shard_id: number; state: string }>(
-        'SELECT id, keyspace_id, lo::text AS lo, hi::text AS hi, shard_id, state FROM pgtide.partitions WHERE id = ANY($1) ORDER BY lo', [[a, b]]);
+        'SELECT p.id, p.keyspace_id, p.lo::text AS lo, p.hi::text AS hi, p.shard_id, p.state FROM pgtide.partitions p WHERE p.id = ANY($1) ORDER BY p.lo', [[a, b]]);
       for (const id of [a, b]) {
         if (!rows.some((r) => r.id === id)) throw new CatalogError('UNKNOWN_PARTITION', `partition ${id} does not exist`, { sqlstate: '42704' });
       }
