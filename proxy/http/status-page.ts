@@ -46,7 +46,8 @@ function partitionMap(d: StatusData): string {
       const w = Math.max(1, x(p.hi, width) - x0);
       const ops = loadOf.get(p.id) ?? 0;
       const color = SHARD_COLORS[p.shardId % SHARD_COLORS.length]!;
-      const label = w > 28 ? `<text x="${(x0 + w / 2).toFixed(1)}" y="34" text-anchor="middle" font-size="11">p${p.id}</text><text x="${(x0 + w / 2).toFixed(1)}" y="50" text-anchor="middle" font-size="10" fill="#555">s${p.shardId}</text>` : '';
+      const ink = ops / max > 0.6 ? '#fff' : '#222';
+      const label = w > 28 ? `<text x="${(x0 + w / 2).toFixed(1)}" y="34" text-anchor="middle" font-size="11" fill="${ink}">p${p.id}</text><text x="${(x0 + w / 2).toFixed(1)}" y="50" text-anchor="middle" font-size="10" fill="${ink}">s${p.shardId}</text>` : '';
       return `<g class="partition" data-partition="${p.id}" data-shard="${p.shardId}" data-ops="${ops}"><title>partition ${p.id} · shard ${p.shardId} · ${p.state} · [${p.lo}, ${p.hi}) · ${Math.round(ops)} statements in 5 min</title>`
         + `<rect x="${x0.toFixed(1)}" y="18" width="${w.toFixed(1)}" height="40" fill="${heat(ops / max)}" stroke="${color}" stroke-width="3"/>${label}</g>`;
     }).join('');
@@ -70,7 +71,9 @@ function lineChart(series: { label: string; points: { t: number; v: number }[]; 
   const bandPath = bandPts.length > 1
     ? `<path d="M${bandPts.map((p) => `${px(p.t).toFixed(1)},${py(p.hi).toFixed(1)}`).join(' L')} L${[...bandPts].reverse().map((p) => `${px(p.t).toFixed(1)},${py(p.lo).toFixed(1)}`).join(' L')} Z" fill="#9ecae1" opacity="0.5"/>`
     : '';
-  const lines = series.map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="5,4"' : ''} points="${s.points.map((p) => `${px(p.t).toFixed(1)},${py(p.v).toFixed(1)}`).join(' ')}"><title>${esc(s.label)}</title></polyline>`).join('');
+  // Dots as well as lines: a series with one interval so far still shows.
+  const lines = series.map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="5,4"' : ''} points="${s.points.map((p) => `${px(p.t).toFixed(1)},${py(p.v).toFixed(1)}`).join(' ')}"><title>${esc(s.label)}</title></polyline>`
+    + s.points.map((p) => `<circle cx="${px(p.t).toFixed(1)}" cy="${py(p.v).toFixed(1)}" r="3" fill="${s.color}"><title>${esc(s.label)}: ${Math.round(p.v)} at ${new Date(p.t).toISOString()}</title></circle>`).join('')).join('');
   const legend = series.map((s, i) => `<text x="${40 + i * 120}" y="${h - 4}" font-size="11" fill="${s.color}">${esc(s.label)}</text>`).join('');
   return `<svg class="chart" viewBox="0 0 ${w} ${h}" width="100%"><line x1="35" y1="${h - 20}" x2="${w}" y2="${h - 20}" stroke="#ccc"/><text x="0" y="14" font-size="10" fill="#777">${Math.round(vmax)}</text>${bandPath}${lines}${legend}</svg>`;
 }

@@ -24,6 +24,7 @@ import { toErrorFields, ProtocolError } from '../protocol/errors.js';
 import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
 import { buildClose, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
 import { syncSettings } from './session-settings.js';
 import { StatementRegistry, type RegisteredStatement } from './statement-registry.js';
@@ -98,6 +99,8 @@ interface FanOut {
   tagVerb: string | null;
   error: Buffer | null;
   copyOutSent: boolean;
+  /** COPY … TO STDOUT: one header line / binary header and trailer for all shards' streams. */
+  copyOut?: CopyOutMerger;
   /** Forward only the first shard's tag as is (DDL). */
   kind: 'rows' | 'ddl';
 }
@@ -126,6 +129,8 @@ export class ClientSession implements ServerSink, SessionHandle {
   /** The last extended batch ended with Flush: keep the server linked (portals, unnamed statement). */
   private holdForFlush = false;
   private fanOut: FanOut | null = null;
+  /** A COPY FROM STDIN running on several shards (it owns the linked servers' replies meanwhile). */
+  private shardedCopy: ShardedCopyIn | null = null;
   private closed = false;
   private paused = false;
   private unitStarted = 0;
@@ -638,6 +643,10 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.recBytesOut += chunk.length;
     const scanner = link.scanner;
     try {
+      if (this.shardedCopy) {
+        this.shardedCopy.onServerData(link.shardId, chunk);
+        return;
+      }
       scanner.push(chunk);
       if (this.fanOut) this.relayFanOut(link);
       else this.relay(link);
@@ -791,6 +800,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (this.closed) return;
     const wasBusy = this.busy;
     this.fanOut = null;
+    this.shardedCopy?.abort();
+    this.shardedCopy = null;
     this.inCopyIn = false;
     this.held = [];
     // The transaction on that server is gone; anything else linked is rolled back with it.
@@ -858,10 +869,9 @@ export class ClientSession implements ServerSink, SessionHandle {
   }
 
   private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[]): void {
-    if (plan.kind === 'copy' && plan.direction === 'from') {
-      throw new SessionError('SHARDED_COPY_FROM', `COPY ${plan.table} FROM STDIN into a sharded table is not supported yet`, {
-        sqlstate: '0A000', hint: 'insert the rows with INSERT … VALUES through the proxy',
-      });
+    if (plan.kind === 'copy' && plan.direction === 'from' && !plan.query) {
+      this.runShardedCopyIn(plan, shards, msg);
+      return;
     }
     this.ctx.counters[plan.kind === 'scatter-read' || plan.kind === 'copy' || plan.kind === 'keyed' ? 'scatter' : 'broadcast']++;
     const perShard = new Map<number, Buffer>();
@@ -887,6 +897,8 @@ export class ClientSession implements ServerSink, SessionHandle {
       link.server.unnamedKey = null;
       this.sendToLink(link, perShard.get(link.shardId)!, QUERY_FORWARD);
     });
+    // Replies are asynchronous: the merger is in place before any shard's CopyData arrives.
+    if (plan.kind === 'copy' && this.fanOut) this.fanOut.copyOut = new CopyOutMerger(plan.format === 'binary', plan.options.header === true);
   }
 
   private relayFanOut(link: Link): void {
@@ -920,8 +932,20 @@ export class ClientSession implements ServerSink, SessionHandle {
     const f = this.fanOut!;
     const leader = link === f.leader;
     switch (code) {
-      case BackendCode.DataRow:
       case BackendCode.CopyData:
+        if (f.copyOut) {
+          // Any shard's rows may follow the CopyOutResponse: stream them, never hold them.
+          if (f.error) return;
+          const body = buf.subarray(start + 5, end);
+          const out = f.copyOut.data(link.shardId, body);
+          if (out) this.write(out === body ? buf.subarray(start, end) : bw.copyData(out));
+          return;
+        }
+        if (f.error) return;
+        if (leader || f.headerDone) this.write(buf.subarray(start, end));
+        else f.held.push(Buffer.from(buf.subarray(start, end)));
+        return;
+      case BackendCode.DataRow:
         if (f.error) return;
         if (leader || f.headerDone) this.write(buf.subarray(start, end));
         else f.held.push(Buffer.from(buf.subarray(start, end)));
@@ -949,6 +973,7 @@ export class ClientSession implements ServerSink, SessionHandle {
         if (!f.copyOutSent) {
           f.copyOutSent = true;
           this.write(buf.subarray(start, end));
+          if (f.copyOut) this.releaseHeld(f);
         }
         return;
       case BackendCode.CopyDone:
@@ -981,6 +1006,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (f.error) {
       this.write(f.error);
     } else {
+      const trailer = f.copyOut?.end();
+      if (trailer && f.copyOutSent) this.write(bw.copyData(trailer));
       if (f.copyOutSent) this.write(bw.copyDone());
       if (f.tagVerb !== null) this.write(bw.commandComplete(f.kind === 'ddl' || !/^(SELECT|INSERT 0|UPDATE|DELETE|COPY|MOVE|FETCH|MERGE)$/.test(f.tagVerb) ? f.tagVerb : `${f.tagVerb} ${f.rows}`));
     }
@@ -990,9 +1017,64 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.pump();
   }
 
+  // ---- COPY FROM STDIN on several shards (proxy/copy/sharded-copy-in.ts does the work) ----
+
+  private runShardedCopyIn(plan: Extract<StatementPlan, { kind: 'copy' }>, shards: number[], msg: FrontendMessage): void {
+    const setup = copyInSetup(plan, this.ctx.routing());
+    this.ctx.counters[setup.mode === 'split' ? 'scatter' : 'broadcast']++;
+    const links: Link[] = [];
+    this.startFanOut(shards, 'rows', (link) => {
+      links.push(link);
+      if (links.length < shards.length) return;
+      // Every shard is linked: the COPY driver takes over from the fan-out merge.
+      this.fanOut = null;
+      links.sort((a, b) => a.shardId - b.shardId);
+      const copy = new ShardedCopyIn({
+        ...setup, query: msg.bytes, servers: links.map((l) => l.server),
+        preamble: (server) => {
+          const link = links.find((l) => l.server === server)!;
+          if (this.ctx.poolMode !== 'transaction' && link.server.queries > 0) return null;
+          const sync = syncSettings(link.server.settings, this.settings);
+          return sync ? buildQuery(sync) : null;
+        },
+        host: {
+          write: (b) => this.write(b),
+          enterCopy: () => (this.inCopyIn = true),
+          leaveCopy: () => (this.inCopyIn = false),
+          pauseClient: () => {
+            if (this.paused) return;
+            this.paused = true;
+            this.socket.pause();
+          },
+          resumeClient: () => {
+            if (!this.paused) return;
+            this.paused = false;
+            this.socket.resume();
+          },
+          done: (failed) => {
+            this.shardedCopy = null;
+            this.inCopyIn = false;
+            if (failed) this.ctx.counters.errors++;
+            for (const l of links) l.server.queries++;
+            this.busy = false;
+            this.releaseIdleLinks();
+            this.pump();
+          },
+          warn: (m, data) => this.ctx.log.warn(data, m),
+        },
+      });
+      this.shardedCopy = copy;
+      copy.start();
+    });
+  }
+
   // ---- COPY FROM STDIN on one shard ----
 
   private handleCopyIn(msg: FrontendMessage): void {
+    if (this.shardedCopy) {
+      this.shardedCopy.onClientMessage(msg);
+      return;
+    }
     const code = msg.code;
     if (code === FrontendCode.Flush || code === FrontendCode.Sync) return; // ignored during copy-in, as the server does
     const link = this.links.values().next().value;
@@ -1033,6 +1115,7 @@ export class ClientSession implements ServerSink, SessionHandle {
             break;
           }
           case FrontendCode.Bind: {
+            this.ctx.counters.queries++;
             const b = parseBind(msg.bytes);
             const stmt = this.lookupStatement(b.statement);
             bindParams.push({ stmt, values: b.params, formats: b.paramFormats });
