@@ -208,6 +208,12 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     cleanups.push(() => one.stop());
     targets.push({ name: 'pgtide-1shard', port: one.port, user: 'postgres', password, database: 'bench' });
 
+    // The same 1-shard proxy with access recording off: the cost of recording, side by side.
+    await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_3');
+    const noRec: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_3'), [a.url('bench')], await freePort(), password, poolSize), log, { record: false });
+    cleanups.push(() => noRec.stop());
+    targets.push({ name: 'pgtide-norecord', port: noRec.port, user: 'postgres', password, database: 'bench' });
+
     // Shard 0 of the 2-shard cluster shares server a with the 1-shard target, in a copy of its data.
     const two: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_2'), [a.url('bench_s0'), b.url('bench')], await freePort(), password, poolSize), log);
     cleanups.push(() => two.stop());
@@ -239,6 +245,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     }
     const byKey = (target: string, clients: number) => results.find((r) => r.target === target && r.clients === clients);
     say('');
+    say('recording cost (1 - recording on / off, pgtide 1 shard): ' + clientsList.map((c) => `${c} clients ${((1 - byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-norecord', c)!.medianTps) * 100).toFixed(1)} %`).join(', '));
     say(`pgbench -S -M simple, ${seconds}s × ${rounds} rounds per cell, median TPS (avg latency ms); ratios to direct / pgbouncer / bare pipe`);
     say(`${'target'.padEnd(16)}${clientsList.map((c) => `${c} clients`.padStart(34)).join('')}`);
     for (const t of targets) {
@@ -260,6 +267,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       const pb = byKey('pgbouncer', c)?.medianTps;
       if (pb) summary[`pgtide_vs_pgbouncer_${c}`] = p / pb;
       summary[`pgtide2_vs_direct_${c}`] = byKey('pgtide-2shards', c)!.medianTps / byKey('direct', c)!.medianTps;
+      summary[`recording_cost_${c}`] = 1 - p / byKey('pgtide-norecord', c)!.medianTps;
     }
     return { command: 'npm run bench -- proxy', seconds, rounds, poolSize, scale: SCALE, results, summary };
   } finally {
