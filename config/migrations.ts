@@ -140,4 +140,44 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: 'mover: jobs and job events',
+    sql: `
+      CREATE TABLE pgtide.jobs (
+        id            serial PRIMARY KEY,
+        kind          text NOT NULL DEFAULT 'move' CHECK (kind IN ('move')),
+        partition_id  int NOT NULL,
+        keyspace_id   int NOT NULL,
+        lo            numeric(20, 0) NOT NULL,
+        hi            numeric(20, 0) NOT NULL,
+        source_shard  int NOT NULL,
+        target_shard  int NOT NULL,
+        state         text NOT NULL DEFAULT 'planned' CHECK (state IN ('planned', 'preparing', 'copying', 'catching_up', 'cutover',
+                        'cleanup', 'done', 'failed', 'cancelled', 'rolled_back', 'paused')),
+        paused_from   text,
+        requested     text CHECK (requested IN ('pause', 'cancel')),
+        reason        text,
+        settings      jsonb NOT NULL DEFAULT '{}',
+        progress      jsonb NOT NULL DEFAULT '{}',
+        verification  jsonb,
+        cutover       jsonb,
+        error         text,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        updated_at    timestamptz NOT NULL DEFAULT now(),
+        finished_at   timestamptz
+      );
+      -- One unfinished job per partition: a second MOVE of it fails with 23505, reported as 55006.
+      CREATE UNIQUE INDEX jobs_one_active_per_partition ON pgtide.jobs (partition_id) WHERE state NOT IN ('done', 'rolled_back');
+      CREATE TABLE pgtide.job_events (
+        id          bigserial PRIMARY KEY,
+        job_id      int NOT NULL REFERENCES pgtide.jobs(id),
+        at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+        from_state  text,
+        to_state    text NOT NULL,
+        detail      text NOT NULL DEFAULT ''
+      );
+      CREATE INDEX ON pgtide.job_events (job_id, id);
+    `,
+  },
 ];
