@@ -180,4 +180,95 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX ON pgtide.job_events (job_id, id);
     `,
   },
+  {
+    version: 5,
+    description: 'autopilot: events, forecasts, models, plans, restore requests, overrides, actions, log',
+    sql: `
+      CREATE TABLE pgtide.events (
+        id          serial PRIMARY KEY,
+        name        text NOT NULL,
+        start_at    timestamptz NOT NULL,
+        duration_ms bigint NOT NULL CHECK (duration_ms > 0),
+        table_name  text,
+        multiplier  double precision,
+        source      text NOT NULL DEFAULT 'admin',
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE pgtide.forecast_runs (
+        id          bigserial PRIMARY KEY,
+        at          timestamptz NOT NULL DEFAULT now(),
+        step_s      int NOT NULL,
+        horizon     int NOT NULL,
+        series      int NOT NULL,
+        ms          int NOT NULL,
+        lstm        text,
+        notes       jsonb NOT NULL DEFAULT '[]'
+      );
+      -- One row per run, partition and horizon step: the point forecast and its quantiles (load/s).
+      CREATE TABLE pgtide.forecasts (
+        run_id       bigint NOT NULL,
+        partition_id int NOT NULL,
+        step         int NOT NULL,
+        t            timestamptz NOT NULL,
+        mean         double precision NOT NULL,
+        quantiles    jsonb NOT NULL,
+        model        text NOT NULL,
+        PRIMARY KEY (run_id, partition_id, step)
+      );
+      CREATE INDEX ON pgtide.forecasts (partition_id, t);
+      CREATE TABLE pgtide.models (
+        name          text PRIMARY KEY,
+        trained_at    timestamptz NOT NULL DEFAULT now(),
+        horizon       int NOT NULL,
+        step_s        int NOT NULL,
+        model         jsonb NOT NULL
+      );
+      CREATE TABLE pgtide.plans (
+        id          text PRIMARY KEY,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        plan        jsonb NOT NULL,
+        applied     int[] NOT NULL DEFAULT '{}'
+      );
+      CREATE TABLE pgtide.restore_requests (
+        table_name  text PRIMARY KEY,
+        shard_key   text NOT NULL,
+        user_params jsonb NOT NULL,
+        chosen      jsonb NOT NULL,
+        pinned      text[] NOT NULL DEFAULT '{}',
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE pgtide.overrides (
+        id           serial PRIMARY KEY,
+        at           timestamptz NOT NULL DEFAULT now(),
+        table_name   text NOT NULL,
+        parameter    text NOT NULL,
+        user_value   double precision,
+        chosen_value double precision NOT NULL,
+        pinned       boolean NOT NULL,
+        reason       text NOT NULL
+      );
+      -- What the autopilot did (cooldowns and thrash checks read it back).
+      CREATE TABLE pgtide.autopilot_actions (
+        id           serial PRIMARY KEY,
+        at           timestamptz NOT NULL DEFAULT now(),
+        kind         text NOT NULL,
+        partition_id int,
+        lo           numeric(20, 0),
+        hi           numeric(20, 0),
+        at_hash      numeric(20, 0),
+        from_shard   int,
+        to_shard     int,
+        plan_id      text,
+        step         int,
+        detail       text NOT NULL
+      );
+      -- Why the autopilot did not act (NaN forecasts, busy partitions, refused steps).
+      CREATE TABLE pgtide.autopilot_log (
+        id       serial PRIMARY KEY,
+        at       timestamptz NOT NULL DEFAULT now(),
+        level    text NOT NULL,
+        message  text NOT NULL
+      );
+    `,
+  },
 ];
