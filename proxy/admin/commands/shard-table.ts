@@ -66,9 +66,46 @@ export const shardTable: AdminCommand = {
     });
     if (version === null) throw new AdminError('ALREADY_SHARDED', `table "${name}" is already sharded by (${column})`, { sqlstate: '42710' });
     await backend.reload();
-    return { tag: 'SHARD TABLE', notices: [`routing version ${version}: ${name} sharded by ${column} (${keyType})`] };
+    const sequences = await interleaveSequences(name, shards.map((s) => s.id), backend.queryShard.bind(backend));
+    const notices = [`routing version ${version}: ${name} sharded by ${column} (${keyType})`];
+    if (sequences.length > 0) notices.push(`sequences ${sequences.join(', ')}: shard i hands out i+1, i+1+${SEQUENCE_STRIDE}, … (no collisions across shards)`);
+    return { tag: 'SHARD TABLE', notices };
   },
 };
+
+/**
+ * Sequences and identity columns of a sharded table never collide across shards: every shard
+ * keeps its own sequence, stepping by SEQUENCE_STRIDE from its own start, so shard i hands out
+ * exactly the values congruent to i+1 modulo the stride (shard 0: 1, 65, 129…; shard 1: 2, 66…).
+ * The stride is fixed (not the shard count) so that shards added later get residues of their
+ * own without renumbering anyone; it caps the scheme at SEQUENCE_STRIDE shards. An integer
+ * serial still has 2^31/64 ≈ 33 million values per shard; bigserial is the sensible key.
+ * The table is empty when it is sharded, so each sequence restarts at its shard's first value.
+ */
+export const SEQUENCE_STRIDE = 64;
+
+type QueryShard = (shardId: number, sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+
+/** Apply the per-shard sequence scheme to every sequence owned by `table` (serial or identity); returns their names. */
+export async function interleaveSequences(table: string, shardIds: number[], queryShard: QueryShard): Promise<string[]> {
+  const names = new Set<string>();
+  for (const id of shardIds) {
+    const seqs = await queryShard(id,
+      `SELECT d.objid::regclass::text AS seq FROM pg_depend d JOIN pg_sequence q ON q.seqrelid = d.objid
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass($1) AND d.deptype IN ('a', 'i')
+        ORDER BY 1`, [quoteName(table)]);
+    if (seqs.length === 0) continue;
+    if (id >= SEQUENCE_STRIDE) {
+      throw new AdminError('TOO_MANY_SHARDS_FOR_SEQUENCES', `shard ${id} has no sequence residue: the per-shard sequence scheme supports shard ids below ${SEQUENCE_STRIDE}`, { sqlstate: '54000' });
+    }
+    for (const row of seqs) {
+      const seq = String(row.seq);
+      names.add(seq);
+      await queryShard(id, `ALTER SEQUENCE ${seq} INCREMENT BY ${SEQUENCE_STRIDE} MINVALUE 1 START WITH ${id + 1} RESTART WITH ${id + 1}`);
+    }
+  }
+  return [...names];
+}
 
 function quoteName(name: string): string {
   return name.split('.').map((p) => `"${p.replace(/"/g, '""')}"`).join('.');
