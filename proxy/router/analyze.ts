@@ -194,6 +194,10 @@ export class StatementAnalyzer {
   statement(stmt: Node): StatementAnalysis {
     const type = Object.keys(stmt)[0]!;
     const node = stmt[type];
+    if (type === 'SelectStmt') {
+      const setting = this.setConfig(node);
+      if (setting) return setting;
+    }
     switch (type) {
       case 'SelectStmt':
       case 'InsertStmt':
@@ -343,6 +347,25 @@ export class StatementAnalyzer {
     if (all.some((t: { cls: TableClass }) => t.cls === 'sharded')) return { plan: { kind: 'broadcast', reason: 'write-without-key', tables }, write: true };
     if (all.some((t: { cls: TableClass }) => t.cls === 'reference')) return { plan: { kind: 'broadcast', reason: 'reference-write', tables }, write: true };
     return { plan: { kind: 'unsharded', tables }, write: true };
+  }
+
+  /**
+   * `SELECT [pg_catalog.]set_config('name', 'value', is_local)` alone (pg_dump and pg_restore
+   * send it for search_path): a SET in disguise, tracked like one so it is replayed on other
+   * servers and never leaks into the pool. The name is a literal, so the plan is not cached.
+   */
+  private setConfig(node: Node): StatementAnalysis | null {
+    if (node.fromClause || node.whereClause || node.targetList?.length !== 1) return null;
+    const fn = node.targetList[0]?.ResTarget?.val?.FuncCall;
+    const fname = fn ? names(fn.funcname) : [];
+    if (fname[fname.length - 1] !== 'set_config' || (fname.length === 2 && fname[0] !== 'pg_catalog') || fn.args?.length !== 3) return null;
+    const name = fn.args[0]?.A_Const?.sval?.sval;
+    const local = fn.args[2]?.A_Const?.boolval;
+    if (typeof name !== 'string' || local === undefined) return null;
+    this.volatile = true;
+    const setting = name.toLowerCase();
+    if (local.boolval === true) return { plan: { kind: 'transaction', op: 'set-local', name: setting }, write: false };
+    return { plan: { kind: 'session', op: 'set', name: setting }, write: false };
   }
 
   private copy(node: Node): StatementAnalysis {
