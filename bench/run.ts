@@ -7,6 +7,7 @@ type BenchModule = { run(opts?: object): Promise<object> };
 const BENCHES: Record<string, () => Promise<BenchModule>> = {
   proxy: () => import('./proxy/pgbench.js'),
   router: () => import('./router-micro.js'),
+  copy: () => import('./copy.js'),
   predictor: () => import('./predictor/run.js' as string) as Promise<BenchModule>,
   planner: () => import('./planner/run.js' as string) as Promise<BenchModule>,
 };

@@ -38,6 +38,14 @@ export class CopyClient {
     return new CopyClient(await ServerConnection.connect({ host: '127.0.0.1', port, user: APP_USER, password: APP_PASSWORD, database: APP_DB }));
   }
 
+  /** Connect to any server by postgres:// URL (a shard directly, for comparisons). */
+  static async connectUrl(url: string): Promise<CopyClient> {
+    const u = new URL(url);
+    return new CopyClient(await ServerConnection.connect({
+      host: u.hostname, port: Number(u.port || 5432), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: decodeURIComponent(u.pathname.slice(1)),
+    }));
+  }
+
   close(): void {
     this.conn.socket.destroy();
   }
