@@ -83,6 +83,7 @@ export class ScatterMerger {
   /** DataRows written to the client. */
   rows = 0;
   private fields: RowDescriptionField[] | null = null;
+  private clientDesc: Buffer | null = null;
   private readonly shards: ShardState[];
   private visible = 0;
   private skip: number;
@@ -103,15 +104,15 @@ export class ScatterMerger {
     this.seen = m.distinct ? new Set() : null;
   }
 
-  /** A shard's RowDescription. The first one yields the client's RowDescription; later ones null. */
-  describe(buf: Buffer, start: number, end: number): Buffer | null {
-    if (this.fields) return null;
+  /** A shard's RowDescription → the client's (the first one decides; every shard sends the same shape). */
+  describe(buf: Buffer, start: number, end: number): Buffer {
+    if (this.clientDesc) return this.clientDesc;
     const fields = parseRowDescription(buf, start, end);
     this.fields = fields;
     const m = this.plan.merge;
     this.visible = fields.length - m.hidden;
-    if (m.mode === 'stream') return this.describeStream(m, fields, buf, start, end);
-    return this.describeAggregate(m, fields);
+    this.clientDesc = m.mode === 'stream' ? this.describeStream(m, fields, buf, start, end) : this.describeAggregate(m, fields);
+    return this.clientDesc;
   }
 
   private describeStream(m: StreamMerge, fields: RowDescriptionField[], buf: Buffer, start: number, end: number): Buffer {

@@ -23,7 +23,8 @@ import * as bw from '../protocol/backend-writer.js';
 import { toErrorFields, ProtocolError } from '../protocol/errors.js';
 import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
-import { buildClose, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { ScatterMerger, ScatterPlanCache, type ScatterPlan } from '../scatter/index.js';
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
 import { syncSettings } from './session-settings.js';
@@ -103,6 +104,21 @@ interface FanOut {
   copyOut?: CopyOutMerger;
   /** Forward only the first shard's tag as is (DDL). */
   kind: 'rows' | 'ddl';
+  /** A scatter read merged by the proxy (ORDER BY, aggregates…); null: rows are concatenated. */
+  merger: ScatterMerger | null;
+  /** Position of each link among the fan-out's shards (the merger's shard numbers). */
+  index: Map<Link, number>;
+  /** Extended protocol: the client sent a Describe (else the one the proxy added is swallowed). */
+  describeToClient: boolean;
+  extended: boolean;
+}
+
+/** Scatter plans, shared by every session (the planner parses; plans depend only on text and tables). */
+const scatterPlans = new ScatterPlanCache();
+
+/** A read that may span shards and so needs the scatter planner (keyed reads with IN lists too). */
+function isScatterRead(plan: StatementPlan): boolean {
+  return plan.kind === 'scatter-read' || (plan.kind === 'keyed' && !plan.write);
 }
 
 export class ClientSession implements ServerSink, SessionHandle {
@@ -826,8 +842,24 @@ export class ClientSession implements ServerSink, SessionHandle {
    * Query, or an extended batch ending in Sync). Every shard is linked before anything is sent,
    * so a shard that is down fails the statement before it ran anywhere.
    */
-  private startFanOut(shardIds: number[], kind: FanOut['kind'], send: (link: Link) => void): void {
-    this.fanOut = { pending: shardIds.length, leader: null, headerDone: false, held: [], rows: 0, tagVerb: null, error: null, copyOutSent: false, kind };
+  private startFanOut(shardIds: number[], kind: FanOut['kind'], send: (link: Link) => void, scatter: ScatterPlan | null = null, extended: { describeToClient: boolean } | null = null): void {
+    const f: FanOut = {
+      pending: shardIds.length, leader: null, headerDone: false, held: [], rows: 0, tagVerb: null, error: null, copyOutSent: false, kind,
+      merger: null, index: new Map(), describeToClient: extended?.describeToClient ?? true, extended: extended !== null,
+    };
+    if (scatter) {
+      // The merger's output waits behind the header like concatenated rows do (see fanOutMessage).
+      const linkAt = (i: number) => [...f.index].find(([, j]) => j === i)?.[0];
+      f.merger = new ScatterMerger(scatter, shardIds.length, {
+        write: (b) => {
+          if (f.headerDone) this.write(b);
+          else f.held.push(Buffer.from(b));
+        },
+        pause: (i) => linkAt(i)?.server.socket.pause(),
+        resume: (i) => linkAt(i)?.server.socket.resume(),
+      });
+    }
+    this.fanOut = f;
     this.busy = true;
     this.unitStarted = performance.now();
     let remaining = shardIds.length;
@@ -846,6 +878,7 @@ export class ClientSession implements ServerSink, SessionHandle {
         return;
       }
       this.fanOut!.leader = links[0]!;
+      for (const link of links) this.fanOut!.index.set(link, shardIds.indexOf(link.shardId));
       for (const link of links) send(link);
     };
     for (const shardId of shardIds) {
@@ -875,6 +908,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
     this.ctx.counters[plan.kind === 'scatter-read' || plan.kind === 'copy' || plan.kind === 'keyed' ? 'scatter' : 'broadcast']++;
     const perShard = new Map<number, Buffer>();
+    let scatter: ScatterPlan | null = null;
     if (plan.kind === 'insert-rows') {
       const index = this.ctx.routing();
       const rowsByShard = new Map<number, string[]>();
@@ -888,6 +922,12 @@ export class ClientSession implements ServerSink, SessionHandle {
       const head = sql.slice(plan.head[0], plan.head[1]);
       const tail = sql.slice(plan.tail[0], plan.tail[1]);
       for (const [shard, rows] of rowsByShard) perShard.set(shard, buildQuery(`${head}${rows.join(', ')}${tail}`));
+    } else if (isScatterRead(plan)) {
+      // Each shard runs the rewritten query; the merger turns the answers into the client's.
+      const index = this.ctx.routing();
+      scatter = scatterPlans.plan(sql, index, index.version);
+      const q = buildQuery(scatter.shardSql);
+      for (const s of shards) perShard.set(s, q);
     } else {
       for (const s of shards) perShard.set(s, msg.bytes);
     }
@@ -896,7 +936,7 @@ export class ClientSession implements ServerSink, SessionHandle {
       this.prepareLink(link);
       link.server.unnamedKey = null;
       this.sendToLink(link, perShard.get(link.shardId)!, QUERY_FORWARD);
-    });
+    }, scatter);
     // Replies are asynchronous: the merger is in place before any shard's CopyData arrives.
     if (plan.kind === 'copy' && this.fanOut) this.fanOut.copyOut = new CopyOutMerger(plan.format === 'binary', plan.options.header === true);
   }
@@ -931,6 +971,10 @@ export class ClientSession implements ServerSink, SessionHandle {
   private fanOutMessage(link: Link, code: number, buf: Buffer, start: number, end: number): void {
     const f = this.fanOut!;
     const leader = link === f.leader;
+    if (f.merger && (code === BackendCode.DataRow || code === BackendCode.RowDescription || code === BackendCode.CommandComplete)) {
+      this.mergeMessage(f, f.merger, link, leader, code, buf, start, end);
+      return;
+    }
     switch (code) {
       case BackendCode.CopyData:
         if (f.copyOut) {
@@ -991,6 +1035,76 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
   }
 
+  /**
+   * A scatter read's rows and header go through the merger. Simple query: the first shard's
+   * RowDescription is the client's (rewritten to the final shape). Extended: the leader's, so it
+   * follows the leader's ParseComplete/BindComplete; swallowed when only the proxy asked for it.
+   * A merge error (0A000 for what cannot be merged) ends the result like a shard error would.
+   */
+  private mergeMessage(f: FanOut, merger: ScatterMerger, link: Link, leader: boolean, code: number, buf: Buffer, start: number, end: number): void {
+    if (f.error) return;
+    try {
+      if (code === BackendCode.RowDescription) {
+        const desc = merger.describe(buf, start, end);
+        if (!f.extended) {
+          if (!f.headerDone) {
+            this.write(desc);
+            this.releaseHeld(f);
+          }
+        } else if (leader) {
+          if (f.describeToClient) this.write(desc);
+          this.releaseHeld(f);
+        }
+      } else if (code === BackendCode.DataRow) {
+        merger.row(f.index.get(link)!, buf, start, end);
+      } else {
+        f.tagVerb = 'SELECT';
+        merger.shardDone(f.index.get(link)!);
+      }
+    } catch (err) {
+      f.error = bw.errorResponse(toErrorFields(err));
+      f.held = [];
+      // Nothing more is merged: let every shard run out its reply.
+      for (const l of f.index.keys()) l.server.socket.resume();
+    }
+  }
+
+  /**
+   * An extended batch of a scatter read, as the shards must run it: the client's statement is
+   * replaced by the rewritten one (registered under its own name, so a shard may keep both), and
+   * a Describe of the portal is added before Execute when the client sent none, because the
+   * merger needs the column types (its RowDescription is then not forwarded).
+   */
+  private scatterBatch(planned: PlannedMessage[], stmt: ClientStatement, scatter: ScatterPlan): { planned: PlannedMessage[]; describeToClient: boolean } {
+    const types = stmt.reg.paramTypes;
+    const shardStmt: ClientStatement = {
+      reg: this.ctx.statements.intern(scatter.shardSql, types), key: StatementRegistry.key(scatter.shardSql, types),
+      plans: stmt.plans, literals: stmt.literals, parseBytes: buildParse('', scatter.shardSql, types),
+    };
+    const out: PlannedMessage[] = [];
+    let described = false;
+    let portal = '';
+    for (const p of planned) {
+      const code = p.msg.code;
+      if (p.stmt === stmt && code === FrontendCode.Parse) {
+        out.push(p.name === '' ? { msg: { code, bytes: shardStmt.parseBytes }, stmt: shardStmt, name: '' } : { ...p, stmt: shardStmt });
+      } else if (p.stmt === stmt && (code === FrontendCode.Bind || code === FrontendCode.Describe)) {
+        if (code === FrontendCode.Bind) portal = parseBind(p.msg.bytes).portal;
+        else described = true;
+        out.push({ ...p, stmt: shardStmt });
+      } else {
+        if (code === FrontendCode.Describe) described = true;
+        if (code === FrontendCode.Execute && !described) {
+          out.push({ msg: { code: FrontendCode.Describe, bytes: buildDescribe('P', portal) } });
+          out.push(p);
+          continue;
+        }
+        out.push(p);
+      }
+    }
+    return { planned: out, describeToClient: described };
+  }
+
   private releaseHeld(f: FanOut): void {
     f.headerDone = true;
     if (f.held.length > 0 && !f.error) for (const b of f.held) this.write(b);
@@ -1000,6 +1114,16 @@ export class ClientSession implements ServerSink, SessionHandle {
   private finishFanOut(): void {
     const f = this.fanOut!;
     this.fanOut = null;
+    if (f.merger && !f.error) {
+      try {
+        f.merger.finish();
+        f.rows = f.merger.rows;
+        f.tagVerb = 'SELECT';
+      } catch (err) {
+        f.error = bw.errorResponse(toErrorFields(err));
+        f.held = [];
+      }
+    }
     if (f.error) this.recError = true;
     this.finishRecording();
     this.releaseHeld(f);
@@ -1161,6 +1285,13 @@ export class ClientSession implements ServerSink, SessionHandle {
           this.ctx.counters[plan.kind === 'broadcast' ? 'broadcast' : 'scatter']++;
           this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
           this.holdForFlush = false;
+          if (isScatterRead(plan)) {
+            const index = this.ctx.routing();
+            const scatter = scatterPlans.plan(bp.stmt.reg.sql, index, index.version);
+            const rewritten = this.scatterBatch(planned, bp.stmt, scatter);
+            this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, rewritten.planned), scatter, { describeToClient: rewritten.describeToClient });
+            return;
+          }
           this.startFanOut(t.shards, plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
           return;
         }
@@ -1328,7 +1459,9 @@ export class ClientSession implements ServerSink, SessionHandle {
   }
 
   private onClientDrain(): void {
-    for (const l of this.links.values()) l.server.socket.resume();
+    // A shard the scatter merger paused (its queue is long) stays paused until the merger drains it.
+    const f = this.fanOut;
+    for (const l of this.links.values()) if (!f?.merger?.isPaused(f.index.get(l) ?? -1)) l.server.socket.resume();
   }
 
   private onTerminate(): void {

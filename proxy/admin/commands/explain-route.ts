@@ -2,6 +2,18 @@
 import { table, type AdminCommand } from '../result.js';
 import type { StatementPlan } from '../../router/index.js';
 import { routeOf } from '../../session/route.js';
+import { planScatter } from '../../scatter/index.js';
+import type { SchemaView } from '../../router/index.js';
+
+/** The scatter planner's merge steps for a read spanning shards, or its refusal. */
+function mergeSteps(sql: string, schema: SchemaView): { merged: boolean; text: string } {
+  try {
+    return { merged: true, text: planScatter(sql, schema).steps.join('; ') };
+  } catch (err) {
+    const e = err as Error & { sqlstate?: string };
+    return { merged: false, text: `refused: ${e.sqlstate ?? 'XX000'}: ${e.message}` };
+  }
+}
 
 function describe(plan: StatementPlan): { kind: string; tables: string; detail: string } {
   switch (plan.kind) {
@@ -10,7 +22,7 @@ function describe(plan: StatementPlan): { kind: string; tables: string; detail: 
     case 'insert-rows':
       return { kind: 'insert split per shard', tables: plan.table, detail: `${plan.keys.length} rows` };
     case 'scatter-read':
-      return { kind: 'scatter read (rows concatenated)', tables: plan.tables.join(', '), detail: 'no usable shard key' };
+      return { kind: 'scatter read', tables: plan.tables.join(', '), detail: 'no usable shard key' };
     case 'broadcast':
       return { kind: 'broadcast', tables: plan.tables.join(', '), detail: plan.reason };
     case 'reference-read':
@@ -44,6 +56,11 @@ export const explainRoute: AdminCommand = {
     const index = proxy.routing();
     const rows = analysis.plans.map((plan, i) => {
       const d = describe(plan);
+      if (analysis.plans.length === 1 && (plan.kind === 'scatter-read' || (plan.kind === 'keyed' && !plan.write && plan.keys.length > 1) || (plan.kind === 'keyed' && !plan.write && plan.keys.some((k) => 'array' in k)))) {
+        const m = mergeSteps(sql, index);
+        if (plan.kind === 'scatter-read') d.kind = m.merged ? 'scatter read (merged)' : 'scatter read (refused)';
+        d.detail = `${d.detail}; when several shards: ${m.text}`;
+      }
       let shards: string;
       try {
         const r = routeOf(plan, literals, null, index);
