@@ -271,4 +271,19 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    description: 'two-phase commit decisions',
+    sql: `
+      -- A row exists only once every shard of a distributed transaction PREPAREd and the
+      -- coordinator decided to commit: recovery commits the prepared transactions it names and
+      -- rolls back any pgtide-prepared transaction without a row.
+      CREATE TABLE pgtide.twophase_decisions (
+        gid        text PRIMARY KEY,
+        proxy_id   int NOT NULL,
+        shards     int[] NOT NULL,
+        decided_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
