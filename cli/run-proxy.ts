@@ -12,11 +12,14 @@ import { ClusterMember } from '../proxy/cluster/member.js';
 import { scramSecretFor } from '../proxy/frontend/handshake.js';
 import { sampleShardStats } from '../proxy/cluster/shard-stats.js';
 import { StatusServer } from '../proxy/http/status-server.js';
+import { Autopilot } from '../autopilot/index.js';
 
 export interface RunningProxy {
   server: ProxyServer;
   catalog: Catalog;
   member: ClusterMember;
+  /** The forecast → plan → apply loop (runs on the leader's clock; admin verbs on any proxy). */
+  autopilot: Autopilot;
   port: number;
   /** The metrics/status HTTP port (0 when disabled). */
   httpPort: number;
@@ -76,11 +79,15 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     const shardAdmin = new ShardAdminPools();
     let server: ProxyServer;
     let member: ClusterMember;
+    let autopilot: Autopilot;
     const backend: AdminBackend = {
       catalog,
       version: PGTIDE_VERSION,
       get member() {
         return member;
+      },
+      get autopilot() {
+        return autopilot;
       },
       async reload(): Promise<RoutingTable> {
         const t = await catalog.loadRoutingTable();
@@ -100,6 +107,16 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         }
       },
     };
+    autopilot = new Autopilot({
+      catalog, log,
+      queryShard: (id, sql, params) => backend.queryShard(id, sql, params),
+      async announce(version) {
+        await backend.reload();
+        const behind = await member.waitForAcks(version, 5000);
+        return behind.length === 0 ? ['every live proxy routes by it'] : [`not yet acknowledged by ${behind.map((p) => `proxy ${p.id}`).join(', ')}`];
+      },
+      // Live moves: mover/index.ts does not export startMove in this build, so move steps are refused (0A000).
+    });
     server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
     const port = await server.listen(config.listen.host, config.listen.port);
     let lastStats = 0;
@@ -107,6 +124,8 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       catalog, catalogUrl: config.catalog, host: server, address: `${config.listen.host}:${port}`, log,
       heartbeatMs: opts.heartbeatMs ?? 1000, deadAfterMs: opts.deadAfterMs ?? 5000, flushMs: opts.recordIntervalMs ?? 10_000,
       onLeaderTick: async () => {
+        // The forecast runs in the background (in a worker): the heartbeat never waits for it.
+        void autopilot.onLeaderTick().catch((err: Error) => log.warn({ err: err.message }, 'autopilot tick failed'));
         // Server stats are sampled by the leader only, on the recorder's clock.
         if (Date.now() - lastStats < (opts.recordIntervalMs ?? 10_000)) return;
         lastStats = Date.now();
@@ -115,7 +134,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     });
     await member.start();
     server.member = member;
-    const status = new StatusServer({ proxy: server, member, catalog });
+    const status = new StatusServer({ proxy: server, member, catalog, forecast: () => autopilot.statusForecast() });
     let httpPort = 0;
     try {
       httpPort = await status.listen(config.http.host, config.http.port);
@@ -127,9 +146,11 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       server,
       catalog,
       member,
+      autopilot,
       port,
       httpPort,
       async stop() {
+        await autopilot.stop();
         await status.close();
         await member.stop();
         await server.close();

@@ -12,6 +12,7 @@ import { parseQuery } from '../protocol/frontend-messages.js';
 import { FrontendCode, type FrontendReader } from '../protocol/frontend-reader.js';
 import { COMMANDS } from './commands/index.js';
 import type { AdminResult } from './result.js';
+import type { AutopilotAdmin } from './autopilot-api.js';
 
 /** What admin commands may do beyond this proxy's own state (given by the composition root). */
 export interface AdminBackend {
@@ -23,6 +24,8 @@ export interface AdminBackend {
   readonly version: string;
   /** This proxy's cluster membership (acks, leader lease, catalog reachability). */
   readonly member: ClusterMember;
+  /** Forecasts, events, plans and restores (absent when the process runs without the autopilot). */
+  readonly autopilot?: AutopilotAdmin;
 }
 
 export interface AdminContext {

@@ -17,9 +17,21 @@ import { showProxies } from './show-proxies.js';
 import { showLoad } from './show-load.js';
 import { splitPartition } from './split-partition.js';
 import { mergePartitions } from './merge-partitions.js';
+import { showForecast } from './show-forecast.js';
+import { scheduleEvent } from './schedule-event.js';
+import { showEvents } from './show-events.js';
+import { setAutopilot } from './set-autopilot.js';
+import { showAutopilot } from './show-autopilot.js';
+import { showPlan } from './show-plan.js';
+import { applyPlan } from './apply-plan.js';
+import { runAutopilot } from './run-autopilot.js';
+import { restoreTable } from './restore-table.js';
+import { showOverrides } from './show-overrides.js';
 
 export const COMMANDS: AdminCommand[] = [
   showShards, showTables, showPartitions, showClients, showServers, showPools, showStats, showVersion,
   showProxies, showLoad, shardTable, referenceTable, splitPartition, mergePartitions, explainRoute, reload,
 ];
+// Forecasts, events, plans and restores (the autopilot).
+COMMANDS.push(showForecast, scheduleEvent, showEvents, setAutopilot, showAutopilot, showPlan, applyPlan, runAutopilot, restoreTable, showOverrides);
 COMMANDS.push(showHelp(() => COMMANDS));
