@@ -26,6 +26,8 @@ export const DEFAULT_MISS_HOLD_SECONDS = 3600;
 export const DEFAULT_PLACEMENT_LOOKAHEAD_SECONDS = 6 * 3600;
 export const DEFAULT_MIN_SHARDS = 1;
 export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
+/** 90 %: short of servers, shards may be filled to 90 % of the utilization that meets the target p99. */
+export const DEFAULT_SHORTAGE_FILL = 0.9;
 
 export const DEFAULT_KNOBS: PlannerKnobs = {
   hysteresis: DEFAULT_HYSTERESIS,
@@ -37,6 +39,7 @@ export const DEFAULT_KNOBS: PlannerKnobs = {
   placementLookaheadSeconds: DEFAULT_PLACEMENT_LOOKAHEAD_SECONDS,
   minShards: DEFAULT_MIN_SHARDS,
   maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
+  shortageFill: DEFAULT_SHORTAGE_FILL,
 };
 
 export type ShardingStrategy = 'split' | 'merge' | 'none';
@@ -120,6 +123,7 @@ export function resolveKnobs(k: Partial<PlannerKnobs> | undefined): PlannerKnobs
   if (!(Number.isInteger(knobs.maxConcurrentMoves) && knobs.maxConcurrentMoves >= 1)) {
     throw new InvalidThresholdsError(`maxConcurrentMoves must be an integer ≥ 1`);
   }
+  if (!(knobs.shortageFill >= 0 && knobs.shortageFill <= 1)) throw new InvalidThresholdsError(`shortageFill must be in [0, 1], got ${knobs.shortageFill}`);
   return knobs;
 }
 

@@ -34,6 +34,7 @@ import {
   resolveKnobs,
   shardUtilizationCap,
   splitCount,
+  utilizationForLatency,
   validateThresholds,
 } from './decider.js';
 import { InvalidParameterError } from './errors.js';
@@ -590,6 +591,38 @@ export function planResharding(input: PlannerInput): Plan {
       movedThisPlan.add(w);
     }
   }
+  placeOverloaded();
+  // Short of servers: give up headroom before giving up the plan. Every shard may be filled up to
+  // shortageFill of the utilization that still meets the target p99; the operator is still asked.
+  let stretched = false;
+  const uStretch = utilizationForLatency(t.baseP99Ms, t.targetP99Ms) * knobs.shortageFill;
+  if (shortage > 0 && uStretch > uCap) {
+    const asked = shortageText;
+    for (const s of shards.values()) s.cap = s.capacity * uStretch;
+    shortage = 0;
+    shortageText = '';
+    placeOverloaded();
+    if (shortage === 0) {
+      stretched = true;
+      newDraft({
+        action: { kind: 'needs-capacity', shards: 1, capacity: [...shards.values()].reduce((a, s) => Math.max(a, s.capacity), 0) },
+        range: { lo: HASH_MIN, hi: HASH_END },
+        bytes: 0,
+        seconds: 0,
+        deps: [],
+        trigger: 'forecast',
+        urgent: true,
+        why: `The spare pool is too small to keep every shard under ${fmtPct(uCap)} of capacity (${asked}). The plan fills shards up to ${fmtPct(uStretch)} instead (p99 stays within the ${t.targetP99Ms} ms target, with less headroom): add at least 1 more server to the spare pool (ADD SHARD) to get the headroom back.`,
+        group: 'place',
+      });
+      reasons.push({ code: 'spare-pool-empty', message: `the spare pool is too small for a ${fmtPct(uCap)} utilization cap (${asked}); placed up to ${fmtPct(uStretch)} and asked for more servers` });
+    } else {
+      for (const s of shards.values()) s.cap = s.capacity * uCap;
+      shortageText = asked + (shortageText ? `; even at ${fmtPct(uStretch)}: ${shortageText}` : '');
+    }
+  }
+
+  function placeOverloaded(): void {
   const overloaded = [...shards.values()].filter((s) => overAt(s) >= 0).sort((a, b) => maxOf(b.series, look) / b.cap - maxOf(a.series, look) / a.cap);
   for (const s of overloaded) {
     const pk = peakIndex(s.series.subarray(0, look));
@@ -639,6 +672,7 @@ export function planResharding(input: PlannerInput): Plan {
       shortageText += `${shortageText ? '; ' : ''}shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}`;
       break;
     }
+  }
   }
 
   /** Partitions on s that placement may move: not frozen, not locked, not moved within the cooldown (unless s is over its cap now). */
@@ -745,11 +779,11 @@ export function planResharding(input: PlannerInput): Plan {
   const placing = new Set<number>();
   for (const d of drafts) if (d.action.kind === 'move') placing.add(d.action.fromShard).add(d.action.toShard);
   for (const id of addDraftFor.keys()) placing.add(id);
-  if (shortage === 0 && !anyDraining && addCooling) {
+  if (shortage === 0 && !stretched && !anyDraining && addCooling) {
     const low = [...shards.values()].filter((s) => !s.draining && maxOf(s.series, Math.max(1, Math.ceil((knobs.drainLowSeconds * 1000) / stepMs))) < s.capacity * t.shardMinUtilization);
     if (low.length) reasons.push({ code: 'cooldown', shardId: low[0]!.id, message: `shard ${low[0]!.id} is below ${fmtPct(t.shardMinUtilization)} of capacity, but a server was added at ${fmtTime(lastAdd)}; no drain within the ${fmtDuration(knobs.cooldownSeconds)} cooldown` });
   }
-  if (shortage === 0 && !anyDraining && !addCooling && addDraftFor.size === 0) {
+  if (shortage === 0 && !stretched && !anyDraining && !addCooling && addDraftFor.size === 0) {
     const active = [...shards.values()].filter((s) => !s.draining);
     const lowShards = active.filter((s) => maxOf(s.series, drainSteps) < s.capacity * t.shardMinUtilization);
     if (lowShards.length && active.length <= knobs.minShards) {

@@ -83,6 +83,12 @@ export interface PlannerKnobs {
   minShards: number;
   /** Moves the executor runs at once (the planner serializes the rest in its schedule). */
   maxConcurrentMoves: number;
+  /**
+   * When the spare pool cannot keep every shard under its utilization cap, placement may fill
+   * shards up to this fraction of the latency-derived limit instead (headroom is given up, the SLO
+   * is not) and still asks for capacity; 0 turns this off (then nothing is moved at all).
+   */
+  shortageFill: number;
 }
 
 export type ActionKind = 'split' | 'merge' | 'move' | 'add-shard' | 'drain-shard';
