@@ -1,0 +1,147 @@
+// The copying phase: key-ordered COPY chunks from source to target, each committed with its checkpoint, throttled.
+//
+// A chunk is `COPY (SELECT cols … WHERE <in range> AND key > last AND key <= upper ORDER BY key)
+// TO STDOUT` on the source streamed into `COPY t FROM STDIN` on the target, where `upper` is the
+// n-th key after `last` (all rows of a key go in one chunk, so non-unique keys are safe). The
+// target transaction that receives the rows also writes the checkpoint (last key, rows, bytes) to
+// pgtide_mover.copy_state, so after a kill the copy resumes exactly after the last committed chunk.
+//
+// Throttle: before the copy, a probe query (a key lookup on the source) is timed a few times; its
+// median is the baseline, and the bound is `latencyFactor` × baseline (never closer to the
+// baseline than `latencyFloorMs`). During every chunk the probe runs once more, concurrently with
+// the chunk; over the bound the chunk size halves and a pause between chunks doubles, under it
+// they recover (×1.25, ÷2). The copy never runs faster than the source can take with foreground
+// latency inside the bound.
+import type pg from 'pg';
+import { MOVER_SCHEMA } from './capture.js';
+import { copyPipe, copyTextField } from './copy-protocol.js';
+import type { ThrottleState } from './jobs.js';
+import type { MoveTable } from './shards.js';
+import { hashExpr, keyLiteral, quoteIdent, quoteTable, rangePredicate } from './sql.js';
+
+export interface Range {
+  lo: bigint;
+  hi: bigint;
+}
+
+export interface Checkpoint {
+  lastKey: string | null;
+  done: boolean;
+  rows: number;
+  bytes: number;
+}
+
+export function inRange(t: MoveTable, r: Range, alias = ''): string {
+  return rangePredicate(hashExpr(t.keyType, `${alias}${quoteIdent(t.keyColumn)}`), r.lo, r.hi);
+}
+
+/** `AND key > last` (nothing for the first chunk). */
+export function afterKey(t: MoveTable, last: string | null): string {
+  return last === null ? '' : ` AND ${quoteIdent(t.keyColumn)} > ${keyLiteral(t.keyType, last)}`;
+}
+
+export async function readCheckpoints(dst: pg.ClientBase, jobId: number): Promise<Map<string, Checkpoint>> {
+  const out = new Map<string, Checkpoint>();
+  const exists = await dst.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [`${MOVER_SCHEMA}.copy_state`]);
+  if (!exists.rows[0]?.ok) return out;
+  const { rows } = await dst.query<{ tbl: string; last_key: string | null; done: boolean; rows: string; bytes: string }>(
+    `SELECT tbl, last_key, done, rows, bytes FROM ${MOVER_SCHEMA}.copy_state WHERE job_id = $1`, [jobId]);
+  for (const r of rows) out.set(r.tbl, { lastKey: r.last_key, done: r.done, rows: Number(r.rows), bytes: Number(r.bytes) });
+  return out;
+}
+
+/**
+ * Remove target rows of the range above the checkpoint: a fresh run must find nothing there
+ * (a chunk that died uncommitted left nothing, but a stray from an older, cleaned-up job might).
+ */
+export async function clearAboveCheckpoint(dst: pg.ClientBase, t: MoveTable, r: Range, last: string | null): Promise<number> {
+  const res = await dst.query(`DELETE FROM ${quoteTable(t.name)} WHERE ${inRange(t, r)}${afterKey(t, last)}`);
+  return res.rowCount ?? 0;
+}
+
+/** Copy one chunk and commit it with its checkpoint; returns the new checkpoint. */
+export async function copyChunk(src: pg.ClientBase, dst: pg.ClientBase, jobId: number, t: MoveTable, r: Range, cp: Checkpoint, chunkRows: number): Promise<Checkpoint> {
+  const k = quoteIdent(t.keyColumn);
+  const q = quoteTable(t.name);
+  const cols = t.columns.map(quoteIdent).join(', ');
+  const where = `${inRange(t, r)}${afterKey(t, cp.lastKey)}`;
+  const outSql = `COPY (SELECT ${cols} FROM ${q} WHERE ${where}
+      AND ${k} <= (SELECT max(${k}) FROM (SELECT ${k} FROM ${q} WHERE ${where} ORDER BY ${k} LIMIT ${Math.max(1, Math.floor(chunkRows))}) s)
+      ORDER BY ${k}) TO STDOUT`;
+  await dst.query('BEGIN');
+  try {
+    const res = await copyPipe(src, outSql, dst, `COPY ${q} (${cols}) FROM STDIN`);
+    const lastKey = res.lastRow ? copyTextField(res.lastRow, t.keyIndex) : cp.lastKey;
+    const next: Checkpoint = { lastKey, done: res.rows < chunkRows, rows: cp.rows + res.rows, bytes: cp.bytes + res.bytes };
+    await dst.query(
+      `INSERT INTO ${MOVER_SCHEMA}.copy_state (job_id, tbl, last_key, done, rows, bytes) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (job_id, tbl) DO UPDATE SET last_key = EXCLUDED.last_key, done = EXCLUDED.done, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes`,
+      [jobId, t.name, next.lastKey, next.done, next.rows, next.bytes]);
+    await dst.query('COMMIT');
+    return next;
+  } catch (err) {
+    await dst.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+export interface ThrottleOptions {
+  chunkRows: number;
+  minChunkRows: number;
+  maxChunkRows: number;
+  latencyFactor: number;
+  latencyFloorMs: number;
+  maxDelayMs: number;
+}
+
+/** Adaptive chunk size and inter-chunk pause from probe latencies (see the header). */
+export class Throttle {
+  state: ThrottleState;
+
+  constructor(private readonly opts: ThrottleOptions, baselineMs: number, prior?: ThrottleState) {
+    const boundMs = Math.max(baselineMs * opts.latencyFactor, baselineMs + opts.latencyFloorMs);
+    this.state = prior
+      ? { ...prior, baselineMs, boundMs }
+      : { baselineMs, boundMs, lastProbeMs: baselineMs, chunkRows: opts.chunkRows, delayMs: 0, throttledChunks: 0 };
+  }
+
+  /** Feed one probe latency measured during the last chunk. */
+  observe(probeMs: number): void {
+    const s = this.state;
+    s.lastProbeMs = probeMs;
+    if (probeMs > s.boundMs) {
+      s.throttledChunks++;
+      s.chunkRows = Math.max(this.opts.minChunkRows, Math.floor(s.chunkRows / 2));
+      s.delayMs = Math.min(this.opts.maxDelayMs, Math.max(10, s.delayMs * 2));
+    } else {
+      s.chunkRows = Math.min(this.opts.maxChunkRows, Math.ceil(s.chunkRows * 1.25));
+      s.delayMs = s.delayMs < 2 ? 0 : s.delayMs / 2;
+    }
+  }
+}
+
+/** Time one run of the probe query (milliseconds). */
+export async function probe(pool: pg.Pool, t: MoveTable, key: string | null): Promise<number> {
+  const t0 = performance.now();
+  await pool.query(`SELECT 1 FROM ${quoteTable(t.name)} WHERE ${quoteIdent(t.keyColumn)} = $1 LIMIT 1`, [key]);
+  return performance.now() - t0;
+}
+
+export async function baselineLatency(pool: pg.Pool, t: MoveTable, samples = 7): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < samples; i++) xs.push(await probe(pool, t, null));
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}
+
+/** Rows of the range, estimated from the planner's statistics (for the ETA; no scan). */
+export async function estimateRows(src: pg.ClientBase, tables: MoveTable[], r: Range): Promise<number> {
+  let total = 0;
+  const share = Number(r.hi - r.lo) / 2 ** 64;
+  for (const t of tables) {
+    const { rows } = await src.query<{ n: number | null }>('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass($1)', [quoteTable(t.name)]);
+    const n = rows[0]?.n ?? 0;
+    total += n > 0 ? n * share : 0;
+  }
+  return Math.round(total);
+}

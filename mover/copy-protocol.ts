@@ -1,0 +1,170 @@
+// COPY TO STDOUT / COPY FROM STDIN over node-postgres clients (pg's Submittable hooks), and a pipe between two servers.
+import type pg from 'pg';
+
+/** The part of pg's internal Connection a COPY submittable talks to. */
+interface PgConnection {
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+  sendCopyFail(msg: string): void;
+}
+
+interface ServerMessage {
+  text?: string;
+  chunk?: Buffer;
+}
+
+/** Base of both directions: settles once the server says ReadyForQuery (or the link breaks). */
+abstract class CopySubmittable {
+  rowCount = 0;
+  protected error: Error | null = null;
+  private settle!: { resolve: (n: number) => void; reject: (e: Error) => void };
+  private settled = false;
+  readonly done: Promise<number>;
+
+  constructor(readonly text: string) {
+    this.done = new Promise<number>((resolve, reject) => (this.settle = { resolve, reject }));
+    // The caller awaits `done`; never let an early rejection count as unhandled.
+    this.done.catch(() => {});
+  }
+
+  submit(connection: PgConnection): void {
+    connection.query(this.text);
+  }
+
+  handleCommandComplete(msg: ServerMessage): void {
+    const m = /(\d+)\s*$/.exec(msg.text ?? '');
+    if (m) this.rowCount = Number(m[1]);
+  }
+
+  handleError(err: Error): void {
+    this.error ??= err;
+    // An ErrorResponse is followed by ReadyForQuery; a broken connection is not.
+    if (!(err as { severity?: string }).severity) this.finish();
+  }
+
+  handleReadyForQuery(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.error) this.settle.reject(this.error);
+    else this.settle.resolve(this.rowCount);
+  }
+
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(_msg: ServerMessage, _c: PgConnection): void {}
+  handleCopyInResponse(c: PgConnection): void {
+    c.sendCopyFail('unexpected COPY FROM STDIN');
+  }
+}
+
+/** COPY … TO STDOUT: each CopyData message (one row in text format) goes to `onData`. */
+export class CopyOut extends CopySubmittable {
+  bytes = 0;
+  constructor(text: string, private readonly onData: (chunk: Buffer) => void) {
+    super(text);
+  }
+
+  override handleCopyData(msg: ServerMessage): void {
+    if (!msg.chunk) return;
+    this.bytes += msg.chunk.length;
+    this.onData(msg.chunk);
+  }
+}
+
+/**
+ * COPY … FROM STDIN whose data arrives later: `write` queues or sends, `end` finishes, `fail`
+ * aborts. Data written before the server's CopyInResponse is buffered.
+ */
+export class CopyIn extends CopySubmittable {
+  private conn: PgConnection | null = null;
+  private pending: Buffer[] = [];
+  private ended: 'end' | 'fail' | null = null;
+  private failMessage = '';
+
+  override handleCopyInResponse(c: PgConnection): void {
+    this.conn = c;
+    for (const b of this.pending) c.sendCopyFromChunk(b);
+    this.pending = [];
+    if (this.ended === 'end') c.endCopyFrom();
+    else if (this.ended === 'fail') c.sendCopyFail(this.failMessage);
+  }
+
+  write(chunk: Buffer): void {
+    if (this.conn) this.conn.sendCopyFromChunk(chunk);
+    else this.pending.push(chunk);
+  }
+
+  end(): void {
+    this.ended = 'end';
+    this.conn?.endCopyFrom();
+  }
+
+  fail(message: string): void {
+    if (this.ended) return;
+    this.ended = 'fail';
+    this.failMessage = message;
+    this.conn?.sendCopyFail(message);
+  }
+}
+
+export interface PipeResult {
+  rows: number;
+  bytes: number;
+  /** The last CopyData message (the last row, text format), if any. */
+  lastRow: Buffer | null;
+}
+
+/**
+ * Stream `COPY (…) TO STDOUT` on `src` into `COPY … FROM STDIN` on `dst`, row by row as it
+ * arrives. Both statements must use the same format and column order.
+ */
+export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.ClientBase, inSql: string): Promise<PipeResult> {
+  const sink = new CopyIn(inSql);
+  void dst.query(sink as unknown as pg.QueryConfig);
+  let lastRow: Buffer | null = null;
+  const source = new CopyOut(outSql, (chunk) => {
+    lastRow = chunk;
+    sink.write(chunk);
+  });
+  void src.query(source as unknown as pg.QueryConfig);
+  try {
+    await source.done;
+  } catch (err) {
+    sink.fail(`source failed: ${(err as Error).message}`);
+    await sink.done.catch(() => {});
+    throw err;
+  }
+  sink.end();
+  const rows = await sink.done;
+  return { rows, bytes: source.bytes, lastRow };
+}
+
+/** Decode one field of a COPY text-format row (backslash escapes; `\N` is NULL). */
+export function copyTextField(row: Buffer, index: number): string | null {
+  let text = row.toString('utf8');
+  if (text.endsWith('\n')) text = text.slice(0, -1);
+  const field = text.split('\t')[index];
+  if (field === undefined) throw new Error(`COPY row has no field ${index}`);
+  if (field === '\\N') return null;
+  return field.replace(/\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)/g, (_, e: string) => {
+    switch (e[0]) {
+      case 'b': return '\b';
+      case 'f': return '\f';
+      case 'n': return '\n';
+      case 'r': return '\r';
+      case 't': return '\t';
+      case 'v': return '\v';
+      case 'x': return String.fromCharCode(parseInt(e.slice(1), 16));
+      default:
+        if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
+        return e;
+    }
+  });
+}

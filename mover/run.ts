@@ -1,0 +1,442 @@
+// One run of one job: the work of each state, the live cutover steps, error handling (retry, pause, fail).
+import type pg from 'pg';
+import { baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
+import { BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
+import { runCutover, type CutoverSteps } from './cutover.js';
+import { isTransient, MoverError } from './errors.js';
+import type { Job, JobPatch, TableProgress } from './jobs.js';
+import type { Mover, MoverSettings } from './mover.js';
+import type { HeldRange } from './routing-control.js';
+import { tableDdl, type MoveTable } from './shards.js';
+import { quoteIdent, quoteTable } from './sql.js';
+import { JobState, canTransition } from './states.js';
+import { drainOnce } from './sync.js';
+import { verifyRange } from './verify.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A pause or cancel request arrived: unwind to the loop, which honours it. */
+class Interrupted extends Error {}
+
+export class JobRun {
+  private src: pg.Client | null = null;
+  private dst: pg.Client | null = null;
+  private tablesCache: MoveTable[] | null = null;
+  private transientSince: number | null = null;
+  readonly settings: MoverSettings;
+
+  constructor(private readonly m: Mover, public job: Job) {
+    const js = job.settings;
+    this.settings = {
+      ...m.settings,
+      ...(js.graceMs !== undefined ? { graceMs: js.graceMs } : {}),
+      ...(js.chunkRows !== undefined ? { chunkRows: js.chunkRows } : {}),
+      ...(js.cutoverBudgetMs !== undefined ? { cutoverBudgetMs: js.cutoverBudgetMs } : {}),
+    };
+  }
+
+  get id(): number {
+    return this.job.id;
+  }
+
+  get range(): HeldRange & Range {
+    return { jobId: this.job.id, keyspaceId: this.job.keyspaceId, lo: this.job.lo, hi: this.job.hi };
+  }
+
+  async tables(): Promise<MoveTable[]> {
+    this.tablesCache ??= await this.m.keyspaceTables(this.job.keyspaceId, this.job.sourceShard);
+    return this.tablesCache;
+  }
+
+  async spec(): Promise<CaptureSpec> {
+    return { jobId: this.job.id, lo: this.job.lo, hi: this.job.hi, tables: await this.tables() };
+  }
+
+  async source(): Promise<pg.Client> {
+    this.src ??= await this.m.shards.client(this.job.sourceShard);
+    return this.src;
+  }
+
+  async target(): Promise<pg.Client> {
+    this.dst ??= await this.m.shards.client(this.job.targetShard);
+    return this.dst;
+  }
+
+  async close(): Promise<void> {
+    const cs = [this.src, this.dst];
+    this.src = this.dst = null;
+    await Promise.allSettled(cs.map((c) => c?.end()));
+  }
+
+  private async transition(to: JobState, detail: string, patch: JobPatch = {}, c?: pg.ClientBase): Promise<void> {
+    this.job = await this.m.store.transition(this.id, this.job.state, to, detail, patch, c);
+    this.m.info({ job: this.id, state: to, detail }, 'job transition');
+  }
+
+  private async persist(patch: JobPatch): Promise<void> {
+    this.job = await this.m.store.patch(this.id, patch);
+    if (this.job.requested) throw new Interrupted();
+  }
+
+  private step(name: string): Promise<void> {
+    return this.m.step(this.id, name);
+  }
+
+  // ------------------------------------------------------------------ loop
+
+  /** Until the job rests (done, rolled back, paused, failed), or, with requestsOnly, until no request is pending. */
+  async loop(requestsOnly: boolean): Promise<Job> {
+    for (;;) {
+      this.job = await this.m.store.load(this.id);
+      try {
+        if (!(await this.pass(requestsOnly))) return this.job;
+        this.transientSince = null;
+      } catch (err) {
+        if (err instanceof Interrupted) continue;
+        if (!(await this.onError(err))) return await this.m.store.load(this.id);
+      }
+    }
+  }
+
+  private async pass(requestsOnly: boolean): Promise<boolean> {
+    const j = this.job;
+    if (j.requested === 'cancel') {
+      if (canTransition(j.state, JobState.Cancelled)) {
+        await this.transition(JobState.Cancelled, 'cancel requested: rolling back', { requested: null, pausedFrom: null });
+        return true;
+      }
+      if (j.state !== JobState.Cancelled) await this.m.store.patch(this.id, { requested: null });
+    } else if (j.requested === 'pause') {
+      if (j.state === JobState.Cutover) {
+        await new LiveCutover(this, this.m).abortCutover('pause requested');
+        await this.transition(JobState.CatchingUp, 'cutover abandoned: pause requested');
+        return true;
+      }
+      if (canTransition(j.state, JobState.Paused)) {
+        await this.transition(JobState.Paused, 'paused by request', { requested: null, pausedFrom: j.state, reason: 'paused by request' });
+        return false;
+      }
+      await this.m.store.patch(this.id, { requested: null });
+      return true;
+    }
+    if (requestsOnly && j.state !== JobState.Cancelled) return false;
+    switch (j.state) {
+      case JobState.Planned:
+        await this.step('state:planned');
+        await this.transition(JobState.Preparing, 'preparing target and capture triggers');
+        return true;
+      case JobState.Preparing: await this.prepare(); return true;
+      case JobState.Copying: await this.copy(); return true;
+      case JobState.CatchingUp: await this.catchUp(); return true;
+      case JobState.Cutover: await this.cutover(); return true;
+      case JobState.Cleanup: await this.cleanup(); return true;
+      case JobState.Cancelled: await this.rollback(); return true;
+      default: return false;
+    }
+  }
+
+  /** true: keep looping (retry); false: the job now rests (paused/failed) or must wait for the next run. */
+  private async onError(err: unknown): Promise<boolean> {
+    const msg = (err as Error)?.message ?? String(err);
+    this.job = await this.m.store.load(this.id);
+    const state = this.job.state;
+    if (err instanceof MoverError && err.code === 'JOB_STATE_CHANGED') return true;
+    await this.close();
+    this.tablesCache = null;
+    if (isTransient(err)) {
+      if (this.transientSince === null) {
+        this.transientSince = Date.now();
+        await this.m.store.note(this.id, state, `waiting for a server, retrying: ${msg}`).catch(() => {});
+      }
+      if (Date.now() - this.transientSince < this.settings.transientRetryMs) {
+        await sleep(this.settings.retryDelayMs);
+        return true;
+      }
+      return this.rest(JobState.Paused, `waiting for a server: ${msg}`);
+    }
+    this.m.info({ job: this.id, state, err: msg }, 'job step failed');
+    return this.rest(state === JobState.Cleanup ? JobState.Paused : JobState.Failed, msg);
+  }
+
+  /** Put the job to rest in `to` (paused or failed), lifting a half-done cutover first. */
+  private async rest(to: JobState.Paused | JobState.Failed, reason: string): Promise<boolean> {
+    try {
+      if (this.job.state === JobState.Cutover) {
+        await new LiveCutover(this, this.m).abortCutover(reason);
+        await this.transition(JobState.CatchingUp, `cutover abandoned: ${reason}`);
+      }
+      const from = this.job.state;
+      if (!canTransition(from, to)) {
+        await this.m.store.note(this.id, from, `cannot go to ${to} from ${from}: ${reason}`);
+        return false;
+      }
+      await this.transition(to, reason, to === JobState.Failed ? { error: reason, pausedFrom: from } : { reason, pausedFrom: from });
+    } catch (e) {
+      // The servers needed to lift the cutover are gone too: the job stays as it is, the next run retries.
+      await this.m.store.note(this.id, this.job.state, `could not rest in ${to}: ${(e as Error).message}`).catch(() => {});
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ states
+
+  private async prepare(): Promise<void> {
+    await this.step('state:preparing');
+    const tables = await this.tables();
+    const missing = await this.m.checkTargetSchema(tables, this.job.sourceShard, this.job.targetShard);
+    const dst = await this.target();
+    const srcPool = await this.m.shards.pool(this.job.sourceShard);
+    for (const t of missing) {
+      const ddl = await tableDdl(srcPool, t.name);
+      await dst.query('BEGIN');
+      try {
+        for (const stmt of ddl) await dst.query(stmt);
+        await dst.query('COMMIT');
+      } catch (err) {
+        await dst.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    }
+    await ensureMoverSchema(dst);
+    const src = await this.source();
+    await installCapture(src, await this.spec(), this.settings.lockTimeoutMs);
+    const estimatedRows = await estimateRows(src, tables, this.range);
+    await this.transition(JobState.Copying, `capture triggers on shard ${this.job.sourceShard}${missing.length ? `; created ${missing.map((t) => t.name).join(', ')} on shard ${this.job.targetShard}` : ''}`,
+      { progress: { estimatedRows, copyStartedAt: new Date().toISOString() } });
+  }
+
+  private async copy(): Promise<void> {
+    await this.step('state:copying');
+    const tables = await this.tables();
+    const src = await this.source();
+    const dst = await this.target();
+    const srcPool = await this.m.shards.pool(this.job.sourceShard);
+    const prior = this.job.progress.throttle;
+    const baseline = prior?.baselineMs ?? await baselineLatency(srcPool, tables[0]!);
+    const s = this.settings;
+    const throttle = new Throttle({ chunkRows: s.chunkRows, minChunkRows: s.minChunkRows, maxChunkRows: s.maxChunkRows, latencyFactor: s.latencyFactor, latencyFloorMs: s.latencyFloorMs, maxDelayMs: s.maxDelayMs }, baseline, prior);
+    // The target's copy_state is the truth (committed with each chunk); the catalog shows a copy of it.
+    const checkpoints = await readCheckpoints(dst, this.id);
+    const progress: Record<string, TableProgress> = {};
+    for (const t of tables) progress[t.name] = checkpoints.get(t.name) ?? { lastKey: null, done: false, rows: 0, bytes: 0 };
+    const totals = () => Object.values(progress).reduce((a, p) => ({ rows: a.rows + p.rows, bytes: a.bytes + p.bytes }), { rows: 0, bytes: 0 });
+    for (const t of tables) {
+      let cp = progress[t.name]!;
+      if (cp.done) continue;
+      await clearAboveCheckpoint(dst, t, this.range, cp.lastKey);
+      while (!cp.done) {
+        const probing = probe(srcPool, t, cp.lastKey).catch(() => NaN);
+        cp = await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
+        const ms = await probing;
+        if (Number.isFinite(ms)) throttle.observe(ms);
+        progress[t.name] = cp;
+        const tot = totals();
+        await this.persist({ progress: { tables: progress, rowsCopied: tot.rows, bytesCopied: tot.bytes, throttle: throttle.state } });
+        await this.step('chunk');
+        if (throttle.state.delayMs > 0) await sleep(throttle.state.delayMs);
+      }
+    }
+    const tot = totals();
+    await this.transition(JobState.CatchingUp, `copied ${tot.rows} rows (${tot.bytes} bytes)`, { progress: { copyFinishedAt: new Date().toISOString(), rowsCopied: tot.rows, bytesCopied: tot.bytes, tables: progress } });
+  }
+
+  /** Drain passes until the changelog is under the lag bound (or empty, with `toEmpty`). */
+  async drain(toEmpty: boolean, persist: boolean): Promise<number> {
+    const tables = await this.tables();
+    const src = await this.source();
+    const dst = await this.target();
+    let entries = 0;
+    let keys = 0;
+    for (;;) {
+      const r = await drainOnce(src, dst, this.id, tables, this.settings.drainBatch);
+      entries += r.entries;
+      keys += r.keys;
+      if (toEmpty) {
+        if (r.entries === 0) return entries;
+        continue;
+      }
+      const lag = await changelogLag(src, this.id);
+      if (persist) {
+        const p = this.job.progress;
+        await this.persist({ progress: { lag, drainedEntries: (p.drainedEntries ?? 0) + r.entries, drainedKeys: (p.drainedKeys ?? 0) + r.keys } });
+      }
+      if (r.entries < this.settings.drainBatch && lag <= this.settings.lagBound) return entries;
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    await this.step('state:catching_up');
+    const attempts = this.job.progress.cutoverAttempts ?? 0;
+    if (attempts >= this.settings.cutoverAttempts) {
+      const reason = `cutover could not finish within ${this.settings.cutoverBudgetMs} ms in ${attempts} attempts; RESUME JOB ${this.id} to try again`;
+      await this.transition(JobState.Paused, reason, { reason, pausedFrom: JobState.CatchingUp });
+      return;
+    }
+    await this.drain(false, true);
+    if (!this.job.verification?.ok) {
+      const tables = await this.tables();
+      let result = null;
+      for (let round = 0; round < 3; round++) {
+        result = await verifyRange(await this.source(), await this.target(), this.id, tables, this.range, { chunkRows: this.settings.verifyChunkRows, rounds: 3, repair: true });
+        const repaired = result.tables.reduce((a, t) => a + t.repairedKeys, 0);
+        const rows = result.tables.reduce((a, t) => a + t.rows, 0);
+        await this.m.store.note(this.id, JobState.CatchingUp, `verification ${result.ok ? 'passed' : 'FAILED'}: ${rows} rows in ${result.tables.reduce((a, t) => a + t.chunks, 0)} chunks, ${repaired} keys repaired`);
+        await this.persist({ verification: result });
+        if (result.ok) break;
+        await this.drain(false, true);
+      }
+      if (!result?.ok) throw new MoverError('VERIFY_FAILED', `verification of job ${this.id} found keys that differ after repair`, { sqlstate: 'XX001' });
+      await this.drain(false, true);
+    }
+    await this.transition(JobState.Cutover, `lag ${this.job.progress.lag ?? 0} ≤ ${this.settings.lagBound}, verified; cutting over`);
+  }
+
+  private async cutover(): Promise<void> {
+    await this.step('state:cutover');
+    const attempts = (this.job.progress.cutoverAttempts ?? 0) + 1;
+    this.job = await this.m.store.patch(this.id, { progress: { cutoverAttempts: attempts } });
+    const decision = await runCutover(new LiveCutover(this, this.m), { budgetMs: this.settings.cutoverBudgetMs, installTimeoutMs: this.settings.installTimeoutMs });
+    const record = this.job.cutover ?? { attempts: [] };
+    record.attempts.push({ at: new Date().toISOString(), ok: decision.go, pauseMs: Math.round(decision.pauseMs * 10) / 10, ...(decision.go ? {} : { reason: decision.reason }), steps: decision.steps.map((s) => ({ step: s.step, ms: Math.round(s.ms * 10) / 10 })) });
+    if (decision.go) {
+      record.pauseMs = Math.round(decision.pauseMs * 10) / 10;
+      this.job = await this.m.store.patch(this.id, { cutover: record, progress: { routingVersion: decision.version } });
+      await this.m.store.note(this.id, this.job.state, `cutover paused the range for ${record.pauseMs} ms; routing version ${decision.version}`);
+    } else {
+      this.job = await this.m.store.patch(this.id, { cutover: record });
+      await this.transition(JobState.CatchingUp, `cutover aborted (attempt ${attempts}): ${decision.reason}`);
+    }
+  }
+
+  private async cleanup(): Promise<void> {
+    await this.step('state:cleanup');
+    const switchedAt = Date.parse(this.job.progress.switchedAt ?? new Date(0).toISOString());
+    for (;;) {
+      const left = switchedAt + this.settings.graceMs - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(250, left));
+      await this.persist({});
+    }
+    const src = await this.source();
+    let cleaned = this.job.progress.cleanedRows ?? 0;
+    for (const t of await this.tables()) {
+      for (;;) {
+        const n = await deleteRangeChunk(src, t, this.range, this.settings.cleanupChunkRows, true);
+        if (n === 0) break;
+        cleaned += n;
+        await this.persist({ progress: { cleanedRows: cleaned } });
+        await this.step('cleanup-chunk');
+      }
+    }
+    await this.step('cleanup:rows-deleted');
+    await dropCapture(src, await this.spec(), this.settings.lockTimeoutMs);
+    const dst = await this.target();
+    await dst.query(`DELETE FROM ${MOVER_SCHEMA}.copy_state WHERE job_id = $1`, [this.id]).catch(() => {});
+    await this.transition(JobState.Done, `deleted ${cleaned} rows of the range from shard ${this.job.sourceShard}; triggers and fence removed`, { progress: { cleanedRows: cleaned } });
+  }
+
+  private async rollback(): Promise<void> {
+    await this.step('state:cancelled');
+    await this.m.routing.release(this.range);
+    const src = await this.source();
+    await dropCapture(src, await this.spec(), this.settings.lockTimeoutMs);
+    const dst = await this.target();
+    let deleted = 0;
+    for (const t of await this.tables()) {
+      const exists = await dst.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(t.name)]);
+      if (!exists.rows[0]?.ok) continue;
+      for (;;) {
+        const n = await deleteRangeChunk(dst, t, this.range, this.settings.cleanupChunkRows, false);
+        deleted += n;
+        if (n === 0) break;
+      }
+    }
+    await dst.query(`DELETE FROM ${MOVER_SCHEMA}.copy_state WHERE job_id = $1`, [this.id]).catch(() => {});
+    await this.m.catalog.change(`job ${this.id} rolled back: partition ${this.job.partitionId} stays on shard ${this.job.sourceShard}`, async (c) => {
+      await c.query("UPDATE pgtide.partitions SET state = 'active' WHERE id = $1 AND shard_id = $2", [this.job.partitionId, this.job.sourceShard]);
+      this.job = await this.m.store.transition(this.id, JobState.Cancelled, JobState.RolledBack, `rolled back: triggers dropped, ${deleted} rows deleted from shard ${this.job.targetShard}`, {}, c);
+      return true;
+    });
+  }
+}
+
+/** Delete up to `n` keys' rows of the range in key order; `bypass` silences the job's fence (source side). */
+async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: number, bypass: boolean): Promise<number> {
+  const k = quoteIdent(t.keyColumn);
+  const q = quoteTable(t.name);
+  await c.query('BEGIN');
+  try {
+    if (bypass) await c.query(`SET LOCAL ${BYPASS_SETTING} = 'on'`);
+    const res = await c.query(`DELETE FROM ${q} WHERE ${inRange(t, r)} AND ${k} = ANY(ARRAY(SELECT ${k} FROM ${q} WHERE ${inRange(t, r)} ORDER BY ${k} LIMIT ${n}))`);
+    await c.query('COMMIT');
+    return res.rowCount ?? 0;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** The real cutover steps of one job run. */
+class LiveCutover implements CutoverSteps {
+  constructor(private readonly run: JobRun, private readonly m: Mover) {}
+
+  private get job(): Job {
+    return this.run.job;
+  }
+
+  async holdTraffic(): Promise<void> {
+    await this.m.routing.holdRange(this.run.range);
+    await this.m.step(this.job.id, 'cutover:holdTraffic');
+  }
+
+  async waitForInFlight(timeoutMs: number): Promise<void> {
+    await this.m.routing.waitInFlight(this.run.range, timeoutMs);
+  }
+
+  async fenceSource(timeoutMs: number): Promise<void> {
+    await setTriggerMode(await this.run.source(), await this.run.spec(), 'fence', timeoutMs, performance.now() + timeoutMs);
+    await this.m.step(this.job.id, 'cutover:fenceSource');
+  }
+
+  async drainFinalChanges(): Promise<void> {
+    await this.run.drain(true, false);
+    await this.m.step(this.job.id, 'cutover:drainFinalChanges');
+  }
+
+  async switchRouting(): Promise<number> {
+    const j = this.job;
+    const version = await this.m.catalog.change(`move partition ${j.partitionId} to shard ${j.targetShard} (job ${j.id})`, async (c) => {
+      const r = await c.query("UPDATE pgtide.partitions SET shard_id = $3, state = 'active' WHERE id = $1 AND shard_id = $2", [j.partitionId, j.sourceShard, j.targetShard]);
+      if (r.rowCount !== 1) throw new MoverError('PARTITION_CHANGED', `partition ${j.partitionId} is no longer on shard ${j.sourceShard}`, { sqlstate: '55000' });
+      this.run.job = await this.m.store.transition(j.id, JobState.Cutover, JobState.Cleanup, `routing switched: partition ${j.partitionId} now on shard ${j.targetShard}`,
+        { progress: { switchedAt: new Date().toISOString() } }, c);
+      return true;
+    });
+    await this.m.step(j.id, 'cutover:switchRouting');
+    return version!;
+  }
+
+  async installRouting(version: number, timeoutMs: number): Promise<void> {
+    await this.m.routing.installVersion(version, timeoutMs);
+  }
+
+  async releaseTraffic(): Promise<void> {
+    await this.m.routing.release(this.run.range);
+  }
+
+  async abortCutover(_reason: string): Promise<void> {
+    // Capture again (so nothing written from now on escapes), then let held queries go to the source.
+    await setTriggerMode(await this.run.source(), await this.run.spec(), 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
+    await this.m.routing.release(this.run.range);
+  }
+
+  async routingSwitched(): Promise<number | null> {
+    const j = await this.m.store.load(this.job.id);
+    if (j.state !== JobState.Cleanup) return null;
+    this.run.job = j;
+    const { rows } = await this.m.catalog.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
+    return Number(rows[0]!.version);
+  }
+}
+
+
