@@ -108,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
       http: { host: '127.0.0.1', port: httpPort },
       routeCacheSize: 10000,
       logLevel: 'info',
+      // The embedded shards allow prepared transactions, so transactions may span shards out of the box.
+      twoPhaseCommit: true,
     };
   }
 

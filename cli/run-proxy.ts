@@ -12,6 +12,7 @@ import { ClusterMember } from '../proxy/cluster/member.js';
 import { scramSecretFor } from '../proxy/frontend/handshake.js';
 import { sampleShardStats } from '../proxy/cluster/shard-stats.js';
 import { StatusServer } from '../proxy/http/status-server.js';
+import { TwoPhaseCoordinator } from '../proxy/twophase/coordinator.js';
 import { Autopilot } from '../autopilot/index.js';
 
 export interface RunningProxy {
@@ -32,6 +33,8 @@ export interface RunProxyOptions {
   recordIntervalMs?: number;
   heartbeatMs?: number;
   deadAfterMs?: number;
+  /** How old an undecided prepared transaction must be before recovery rolls it back. */
+  twoPhaseGraceMs?: number;
 }
 
 /** Admin work on shards goes through small dedicated pools, never through the client pools. */
@@ -124,6 +127,12 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       catalog, catalogUrl: config.catalog, host: server, address: `${config.listen.host}:${port}`, log,
       heartbeatMs: opts.heartbeatMs ?? 1000, deadAfterMs: opts.deadAfterMs ?? 5000, flushMs: opts.recordIntervalMs ?? 10_000,
       onLeaderTick: async () => {
+        // In-doubt two-phase transactions (a proxy died mid-commit) are finished by the leader.
+        if (Date.now() - lastRecovery > 5000) {
+          lastRecovery = Date.now();
+          await coordinator.recover(server.routingTable(), (id, sql, params) => backend.queryShard(id, sql, params), opts.twoPhaseGraceMs ?? 30_000)
+            .catch((err: Error) => log.warn({ err: err.message }, 'two-phase recovery failed'));
+        }
         // The forecast runs in the background (in a worker): the heartbeat never waits for it.
         void autopilot.onLeaderTick().catch((err: Error) => log.warn({ err: err.message }, 'autopilot tick failed'));
         // Server stats are sampled by the leader only, on the recorder's clock.
@@ -132,6 +141,9 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         await sampleShardStats(catalog, server.routingTable(), (id, sql, params) => backend.queryShard(id, sql, params));
       },
     });
+    const coordinator = new TwoPhaseCoordinator(catalog.pool, () => member.proxyId, log);
+    server.twoPhase = coordinator;
+    let lastRecovery = 0;
     await member.start();
     server.member = member;
     const status = new StatusServer({ proxy: server, member, catalog, forecast: () => autopilot.statusForecast() });

@@ -47,6 +47,8 @@ export interface ProxyConfig {
   http: { host: string; port: number };
   /** Statement-shape route cache entries. */
   routeCacheSize: number;
+  /** Transactions may span shards, committed with two-phase commit (shards need max_prepared_transactions > 0). */
+  twoPhaseCommit?: boolean;
   logLevel: string;
 }
 
@@ -92,6 +94,13 @@ function int(obj: Raw, key: string, path: string, fallback: number, min: number,
   return v;
 }
 
+function bool(obj: Raw, key: string, fallback: boolean): boolean {
+  const v = obj[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(key, `must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function postgresUrl(v: string, path: string): string {
   let u: URL;
   try {
@@ -126,7 +135,7 @@ export function normalizeKeyType(t: string, path: string): KeyType {
 /** Validate an already-parsed config object. */
 export function validateConfig(raw: unknown): ProxyConfig {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a mapping of keys to values');
-  allowOnly(raw, '', ['listen', 'database', 'users', 'auth', 'tls', 'pool', 'catalog', 'shards', 'tables', 'partitions', 'http', 'route_cache_size', 'log_level']);
+  allowOnly(raw, '', ['listen', 'database', 'users', 'auth', 'tls', 'pool', 'catalog', 'shards', 'tables', 'partitions', 'http', 'route_cache_size', 'log_level', 'two_phase_commit']);
 
   const listenRaw = raw.listen ?? {};
   if (!isObject(listenRaw)) throw new ConfigError('listen', 'must be a mapping with host and port');
@@ -224,6 +233,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
     partitions: int(raw, 'partitions', 'partitions', 8, 1, 4096),
     http: { host: str(httpRaw, 'host', 'http.host', '127.0.0.1'), port: int(httpRaw, 'port', 'http.port', 9930, 0, 65535) },
     routeCacheSize: int(raw, 'route_cache_size', 'route_cache_size', 10000, 16, 10_000_000),
+    twoPhaseCommit: bool(raw, 'two_phase_commit', false),
     logLevel: str(raw, 'log_level', 'log_level', 'info'),
   };
 }

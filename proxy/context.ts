@@ -7,6 +7,7 @@ import type { ShardPool } from './pool/shard-pool.js';
 import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
 import type { AccessRecorder } from './recorder.js';
+import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
 import type { LatencyHistogram } from './http/latency-histogram.js';
 
 /** A session the cancel handler and SHOW CLIENTS can reach. */
@@ -56,4 +57,8 @@ export interface ProxyContext {
   readonly sessions: Map<number, SessionHandle>;
   readonly counters: ProxyCounters;
   readonly recorder: AccessRecorder;
+  /** Whether sessions start with two-phase commit on (config `two_phase_commit`). */
+  readonly twoPhaseDefault: boolean;
+  /** The coordinator of distributed commits (null until the proxy registered in the catalog). */
+  readonly twoPhase: TwoPhaseCoordinator | null;
 }

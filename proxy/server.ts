@@ -20,6 +20,7 @@ import { AdminSession, type AdminBackend } from './admin/admin-session.js';
 import { AccessRecorder, type IntervalSnapshot } from './recorder.js';
 import type { ClusterMember } from './cluster/member.js';
 import { LatencyHistogram } from './http/latency-histogram.js';
+import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
 
 /** GUCs a client is told at login, as Postgres reports them. */
 const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',
@@ -72,6 +73,8 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   private nextPid = 1;
   /** Set by the composition root once the proxy registered in the catalog. */
   member: ClusterMember | null = null;
+  twoPhase: TwoPhaseCoordinator | null = null;
+  readonly twoPhaseDefault: boolean;
   logins = 0;
   loginFailures = 0;
 
@@ -81,6 +84,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.database = config.database;
     this.appDatabase = config.database;
     this.authMethod = config.auth;
+    this.twoPhaseDefault = config.twoPhaseCommit ?? false;
     this.log = opts.log;
     this.index = new RoutingIndex(opts.routing);
     this.table = opts.routing;

@@ -28,10 +28,11 @@ import { ScatterMerger, ScatterPlanCache, type ScatterPlan } from '../scatter/in
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
 import { syncSettings } from './session-settings.js';
+import { TwoPhaseCoordinator } from '../twophase/coordinator.js';
 import { StatementRegistry, type RegisteredStatement } from './statement-registry.js';
 import {
   BIND_FORWARD, CLOSE_FORWARD, CLOSE_SWALLOW, DESCRIBE_FORWARD, EXECUTE_FORWARD, QUERY_FORWARD, QUERY_SWALLOW,
-  StepKind, SYNC_FORWARD, endsAtReady, isSwallow, type Step,
+  StepKind, SYNC_FORWARD, endsAtReady, isSwallow, type InternalResult, type Step,
 } from './steps.js';
 
 /** Pause reading from the client when this much is buffered while a unit is in flight. */
@@ -65,6 +66,13 @@ interface Link {
   scanner: BackendScanner;
   /** Sent a Query/Sync whose ReadyForQuery has not come yet. */
   busy: boolean;
+}
+
+const BEGIN = buildQuery('BEGIN');
+
+/** A server's ErrorResponse fields as an error the client sees unchanged. */
+function serverError(fields: Record<string, string>): PgtideError {
+  return new PgtideError('SERVER_ERROR', fields.M ?? 'error on a shard', { sqlstate: fields.C ?? 'XX000', ...(fields.D ? { detail: fields.D } : {}), ...(fields.H ? { hint: fields.H } : {}) });
 }
 
 /** The row count at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"), without allocating. */
@@ -145,6 +153,12 @@ export class ClientSession implements ServerSink, SessionHandle {
   /** The last extended batch ended with Flush: keep the server linked (portals, unnamed statement). */
   private holdForFlush = false;
   private fanOut: FanOut | null = null;
+  /** Two-phase commit for transactions that touch several shards (config default, or SET pgtide.two_phase_commit). */
+  private twoPhase: boolean;
+  /** How this transaction began (BEGIN …, SAVEPOINTs), replayed on a shard that joins it later. */
+  private txPrefix: Buffer[] = [];
+  /** A distributed COMMIT/ROLLBACK is running its internal round trips. */
+  private orchestrating = false;
   /** A COPY FROM STDIN running on several shards (it owns the linked servers' replies meanwhile). */
   private shardedCopy: ShardedCopyIn | null = null;
   private closed = false;
@@ -179,6 +193,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     readonly pid: number,
   ) {
     this.applicationName = /TO '(.*)'$/.exec(settings.get('application_name') ?? '')?.[1] ?? '';
+    this.twoPhase = ctx.twoPhaseDefault;
     ctx.sessions.set(this.pid, this);
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('close', () => this.cleanup());
@@ -336,7 +351,8 @@ export class ClientSession implements ServerSink, SessionHandle {
       if (p.kind === 'unsupported') throw new SessionError('UNSUPPORTED_STATEMENT', p.message, { sqlstate: p.sqlstate });
     }
     const first = plans[0]!;
-    if (this.clientFailed) {
+    // One failed shard fails the whole distributed transaction, as one server would.
+    if (this.clientFailed || (this.txStatus() === 'E' && this.txLinks().length > 1)) {
       if (plans.length === 1 && first.kind === 'transaction' && (first.op === 'rollback' || first.op === 'commit' || first.op === 'rollback-to')) {
         this.endFailedTransaction(first.op);
         return;
@@ -344,6 +360,12 @@ export class ClientSession implements ServerSink, SessionHandle {
       throw new SessionError('IN_FAILED_TRANSACTION', 'current transaction is aborted, commands ignored until end of transaction block', { sqlstate: '25P02' });
     }
     if (plans.length === 1 && first.kind === 'transaction' && this.handleHeldTransaction(first.op, msg)) return;
+    if (plans.length === 1 && first.kind === 'transaction' && this.txLinks().length > 1) {
+      this.distributedTransactionControl(first.op, sql, (tag, err) => {
+        this.write(err ? bw.errorResponse(toErrorFields(err)) : bw.commandComplete(tag!));
+      });
+      return;
+    }
     if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
 
     const target = this.targetShards(plans, literals, null);
@@ -404,6 +426,19 @@ export class ClientSession implements ServerSink, SessionHandle {
 
   /** Session commands that transaction pooling answers itself (they would leak across clients). */
   private handleSessionLocally(plan: Extract<StatementPlan, { kind: 'session' }>, sql: string): boolean {
+    if (plan.op === 'set' && plan.name === 'pgtide.two_phase_commit') {
+      // pgtide's own setting: answered here, never sent to a shard.
+      const m = /=\s*'?(on|off|true|false|1|0)'?\s*;?\s*$|\bto\s+'?(on|off|true|false|1|0)'?\s*;?\s*$/i.exec(sql);
+      const v = (m?.[1] ?? m?.[2])?.toLowerCase();
+      if (!v) throw new SessionError('BAD_SETTING', 'pgtide.two_phase_commit must be on or off', { sqlstate: '22023' });
+      const on = v === 'on' || v === 'true' || v === '1';
+      if (on && !this.ctx.twoPhase) throw new SessionError('NO_COORDINATOR', 'two-phase commit needs the catalog, which this proxy has not reached yet', { sqlstate: '55000' });
+      if (!on && this.txLinks().length > 1) throw new SessionError('BAD_SETTING', 'cannot turn two-phase commit off inside a transaction that spans several shards', { sqlstate: '25001' });
+      this.twoPhase = on;
+      this.write(bw.commandComplete('SET'));
+      this.write(bw.readyForQuery(this.txStatus()));
+      return true;
+    }
     if (this.ctx.poolMode === 'session') return false;
     switch (plan.op) {
       case 'discard':
@@ -455,6 +490,13 @@ export class ClientSession implements ServerSink, SessionHandle {
 
   private endFailedTransaction(op: string): void {
     const linked = [...this.links.values()].filter((l) => l.server.txStatus !== 'I');
+    if (linked.length > 1) {
+      this.clientFailed = false;
+      this.distributedTransactionControl('rollback', '', (tag, err) => {
+        this.write(err ? bw.errorResponse(toErrorFields(err)) : bw.commandComplete(tag!));
+      });
+      return;
+    }
     this.clientFailed = false;
     this.held = [];
     if (op === 'rollback-to' || linked.length === 0) {
@@ -468,6 +510,91 @@ export class ClientSession implements ServerSink, SessionHandle {
     const link = linked[0]!;
     // COMMIT of a failed transaction is a ROLLBACK in Postgres too, and its tag says so.
     this.sendToLink(link, op === 'rollback-to' ? buildQuery('ROLLBACK') : buildQuery('ROLLBACK'), QUERY_FORWARD);
+  }
+
+  // ---- distributed transactions (two-phase commit) ----
+
+  /** Links whose server is inside this client's transaction. */
+  private txLinks(): Link[] {
+    const out: Link[] = [];
+    for (const l of this.links.values()) if (l.server.txStatus !== 'I') out.push(l);
+    return out;
+  }
+
+  /** Run SQL on a linked server for the proxy's own purposes; resolves at its ReadyForQuery. */
+  private internal(link: Link, sql: string): Promise<InternalResult> {
+    return new Promise((resolve) => {
+      this.sendToLink(link, buildQuery(sql), { kind: StepKind.Internal, internal: { tag: null, error: null, done: resolve } });
+    });
+  }
+
+  /**
+   * COMMIT, ROLLBACK or a savepoint command in a transaction that spans several shards. Savepoint
+   * commands go to every shard of the transaction; COMMIT runs two-phase commit (PREPARE on all,
+   * durable decision in the catalog, COMMIT PREPARED on all); a failure anywhere rolls back all.
+   * `reply` writes the command's answer; the ReadyForQuery follows here.
+   */
+  private distributedTransactionControl(op: string, sql: string, reply: (tag: string | null, err: unknown) => void): void {
+    this.busy = true;
+    this.orchestrating = true;
+    this.unitStarted = performance.now();
+    const links = this.txLinks();
+    const run = async (): Promise<{ tag: string | null; err: unknown }> => {
+      if (op === 'prepare-transaction') {
+        return { tag: null, err: new SessionError('PREPARE_DISTRIBUTED', 'PREPARE TRANSACTION is not supported in a transaction that spans several shards: pgtide runs two-phase commit itself', { sqlstate: '0A000' }) };
+      }
+      if (op === 'savepoint' || op === 'release' || op === 'rollback-to' || op === 'set-local' || op === 'set-transaction') {
+        const results = await Promise.all(links.map((l) => this.internal(l, sql)));
+        const failed = results.find((r) => r.error);
+        if (failed) return { tag: null, err: serverError(failed.error!) };
+        return { tag: results[0]!.tag, err: null };
+      }
+      const failedTx = this.clientFailed || links.some((l) => l.server.txStatus === 'E');
+      if (op === 'rollback' || op === 'rollback-to' || failedTx || !this.twoPhase || !this.ctx.twoPhase) {
+        await Promise.all(links.map((l) => this.internal(l, 'ROLLBACK')));
+        return { tag: 'ROLLBACK', err: null };
+      }
+      const coordinator = this.ctx.twoPhase;
+      const base = coordinator.newBase();
+      const gid = (l: Link) => `'${TwoPhaseCoordinator.gid(base, l.shardId)}'`;
+      const prepared = await Promise.all(links.map((l) => this.internal(l, `PREPARE TRANSACTION ${gid(l)}`)));
+      const ok = prepared.map((r) => !r.error && r.tag === 'PREPARE TRANSACTION');
+      if (process.env.PGTIDE_TEST_CRASH === 'after-prepare') process.kill(process.pid, 'SIGKILL');
+      if (!ok.every(Boolean)) {
+        await Promise.all(links.map((l, i) => (ok[i] ? this.internal(l, `ROLLBACK PREPARED ${gid(l)}`) : this.internal(l, 'ROLLBACK'))));
+        const e = prepared.find((r) => r.error)?.error;
+        return { tag: null, err: e ? serverError(e) : new SessionError('PREPARE_FAILED', 'a shard could not prepare the transaction; it was rolled back on every shard', { sqlstate: '40001' }) };
+      }
+      try {
+        await coordinator.decideCommit(base, links.map((l) => l.shardId));
+      } catch (err) {
+        await Promise.all(links.map((l) => this.internal(l, `ROLLBACK PREPARED ${gid(l)}`)));
+        return { tag: null, err: new SessionError('COMMIT_DECISION_FAILED', `could not record the commit decision in the catalog (${(err as Error).message}); the transaction was rolled back on every shard`, { sqlstate: '08006' }) };
+      }
+      // Point of no return: the decision is durable; recovery finishes the commit if we die now.
+      if (process.env.PGTIDE_TEST_CRASH === 'after-decision') process.kill(process.pid, 'SIGKILL');
+      const committed = await Promise.all(links.map((l) => this.internal(l, `COMMIT PREPARED ${gid(l)}`)));
+      if (committed.every((r) => !r.error)) await coordinator.forget(base);
+      else this.ctx.log.warn({ gid: base }, 'COMMIT PREPARED failed on a shard; recovery will finish it');
+      return { tag: 'COMMIT', err: null };
+    };
+    run().then(({ tag, err }, ) => this.endDistributed(tag, err, reply), (err: unknown) => this.endDistributed(null, err, reply));
+  }
+
+  private endDistributed(tag: string | null, err: unknown, reply: (tag: string | null, err: unknown) => void): void {
+    this.orchestrating = false;
+    if (this.closed) return;
+    if (!err) {
+      this.clientFailed = false;
+      this.txPrefix = [];
+    } else if (this.txStatus() !== 'I') {
+      this.clientFailed = true;
+    }
+    reply(tag, err);
+    this.write(bw.readyForQuery(this.txStatus()));
+    this.busy = false;
+    this.releaseIdleLinks();
+    this.pump();
   }
 
   // ---- routing ----
@@ -497,14 +624,14 @@ export class ClientSession implements ServerSink, SessionHandle {
     const shards = [...wanted].sort((a, b) => a - b);
     if (shards.length > 1) fanout = true;
     if (shards.length === 1) fanout = false;
-    if (pinned !== null && (shards.length !== 1 || shards[0] !== pinned)) {
+    if (pinned !== null && (shards.length !== 1 || shards[0] !== pinned) && !this.twoPhase) {
       throw new SessionError('CROSS_SHARD_TRANSACTION', `this statement needs shard${shards.length > 1 ? 's' : ''} ${shards.join(', ')} but the open transaction lives on shard ${pinned}`, {
         sqlstate: '0A000',
         detail: 'pgtide pins a transaction to the shard of its first statement; a transaction may not touch several shards unless two-phase commit is enabled',
-        hint: 'keep each transaction on one shard key, or run the statement outside the transaction',
+        hint: 'keep each transaction on one shard key, or enable two-phase commit (two_phase_commit: true in the config, or SET pgtide.two_phase_commit = on)',
       });
     }
-    if (fanout && this.txStatus() !== 'I') {
+    if (fanout && this.txStatus() !== 'I' && !this.twoPhase) {
       throw new SessionError('CROSS_SHARD_TRANSACTION', `this statement runs on shards ${shards.join(', ')}, which a transaction block cannot span without two-phase commit`, {
         sqlstate: '0A000', hint: 'run it outside the transaction block, or give it a shard key',
       });
@@ -609,9 +736,15 @@ export class ClientSession implements ServerSink, SessionHandle {
       const sync = syncSettings(link.server.settings, this.settings);
       if (sync) this.sendToLink(link, buildQuery(sync), QUERY_SWALLOW);
     }
-    if (this.held.length > 0 && link.server.txStatus === 'I') {
-      for (const stmt of this.held) this.sendToLink(link, stmt, QUERY_SWALLOW);
-      this.held = [];
+    if (link.server.txStatus === 'I') {
+      if (this.held.length > 0) {
+        this.txPrefix = this.held;
+        this.held = [];
+        for (const stmt of this.txPrefix) this.sendToLink(link, stmt, QUERY_SWALLOW);
+      } else if (this.twoPhase && this.txLinks().length > 0) {
+        // A shard joining a distributed transaction starts it the way the client did.
+        for (const stmt of this.txPrefix.length > 0 ? this.txPrefix : [BEGIN]) this.sendToLink(link, stmt, QUERY_SWALLOW);
+      }
     }
   }
 
@@ -683,6 +816,18 @@ export class ClientSession implements ServerSink, SessionHandle {
     const step = link.steps[link.head];
     if (code === BackendCode.NoticeResponse || code === BackendCode.NotificationResponse || !step) return true;
     const swallow = isSwallow(step.kind);
+    if (step.kind === StepKind.Internal) {
+      const r = step.internal!;
+      if (code === BackendCode.CommandComplete) r.tag = commandCompleteTag(buf, start, end);
+      else if (code === BackendCode.ErrorResponse) r.error ??= parseErrorFields(buf, start, end);
+      else if (code === BackendCode.ReadyForQuery) {
+        link.head++;
+        link.busy = awaitsReady(link);
+        link.server.txStatus = readyForQueryStatus(buf, start);
+        r.done({ tag: r.tag, error: r.error });
+      }
+      return false;
+    }
     if (code === BackendCode.ParameterStatus) return !swallow;
     if (code === BackendCode.CommandComplete && this.recording) this.recRows += tagRowCount(buf, start, end);
     if (code === BackendCode.ErrorResponse) {
@@ -799,7 +944,7 @@ export class ClientSession implements ServerSink, SessionHandle {
   }
 
   private unitDone(): void {
-    if (this.inCopyIn) return;
+    if (this.inCopyIn || this.orchestrating) return;
     for (const l of this.links.values()) if (l.head < l.steps.length || l.busy) return;
     if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (performance.now() - this.unitStarted) / 1000);
     this.finishRecording();
@@ -942,6 +1087,16 @@ export class ClientSession implements ServerSink, SessionHandle {
   }
 
   private relayFanOut(link: Link): void {
+    // Merged rows are written one by one: cork so a chunk's worth leaves in one write.
+    this.socket.cork();
+    try {
+      this.relayFanOutMessages(link);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private relayFanOutMessages(link: Link): void {
     const scanner = link.scanner;
     for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
       while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) {
@@ -1267,6 +1422,27 @@ export class ClientSession implements ServerSink, SessionHandle {
       }
       if (this.clientFailed && bindParams.some((b) => !b.stmt.plans.every((p) => p.kind === 'transaction' && (p.op === 'rollback' || p.op === 'commit')))) {
         throw new SessionError('IN_FAILED_TRANSACTION', 'current transaction is aborted, commands ignored until end of transaction block', { sqlstate: '25P02' });
+      }
+      // COMMIT/ROLLBACK/SAVEPOINT of a transaction that spans shards (pgjdbc sends them extended).
+      if (bindParams.length === 1 && endsWithSync && this.txLinks().length > 1) {
+        const only = bindParams[0]!.stmt.plans;
+        if (only.length === 1 && only[0]!.kind === 'transaction') {
+          const op = only[0]!.op;
+          this.distributedTransactionControl(op, bindParams[0]!.stmt.reg.sql, (tag, err) => {
+            for (const p of planned) {
+              switch (p.msg.code) {
+                case FrontendCode.Parse: this.write(bw.parseComplete()); break;
+                case FrontendCode.Bind: this.write(bw.bindComplete()); break;
+                case FrontendCode.Describe: this.write(bw.noData()); break;
+                case FrontendCode.Close: this.write(bw.closeComplete()); break;
+                case FrontendCode.Execute: this.write(err ? bw.errorResponse(toErrorFields(err)) : bw.commandComplete(tag!)); break;
+                default: break;
+              }
+              if (err && p.msg.code === FrontendCode.Execute) break;
+            }
+          });
+          return;
+        }
       }
       // Route by the statements actually executed; a batch without Bind (Parse/Describe) may go anywhere.
       let target: { shards: number[]; fanout: boolean } = { shards: [], fanout: false };

@@ -27,6 +27,14 @@ export const enum StepKind {
   SyncSwallow,
   /** Emit `bytes` to the client when this step reaches the head. */
   Synth,
+  /** A Query the proxy runs for itself (two-phase commit): swallow everything, report tag and error. */
+  Internal,
+}
+
+/** Outcome of an Internal step. */
+export interface InternalResult {
+  tag: string | null;
+  error: Record<string, string> | null;
 }
 
 export interface Step {
@@ -36,6 +44,8 @@ export interface Step {
   statementId?: number;
   /** For ParseForward of a named client statement: forget it if the Parse fails. */
   clientName?: string;
+  /** For Internal steps: what came back, and whom to tell at ReadyForQuery. */
+  internal?: InternalResult & { done: (r: InternalResult) => void };
 }
 
 // Steps without payload are shared constants: queuing them allocates nothing.
@@ -50,10 +60,10 @@ export const SYNC_FORWARD: Step = { kind: StepKind.SyncForward };
 export const SYNC_SWALLOW: Step = { kind: StepKind.SyncSwallow };
 
 export function isSwallow(kind: StepKind): boolean {
-  return kind === StepKind.QuerySwallow || kind === StepKind.ParseSwallow || kind === StepKind.CloseSwallow || kind === StepKind.SyncSwallow;
+  return kind === StepKind.QuerySwallow || kind === StepKind.ParseSwallow || kind === StepKind.CloseSwallow || kind === StepKind.SyncSwallow || kind === StepKind.Internal;
 }
 
 /** Steps that end at ReadyForQuery (the server's answer to a Query or a Sync). */
 export function endsAtReady(kind: StepKind): boolean {
-  return kind === StepKind.QueryForward || kind === StepKind.QuerySwallow || kind === StepKind.SyncForward || kind === StepKind.SyncSwallow;
+  return kind === StepKind.QueryForward || kind === StepKind.QuerySwallow || kind === StepKind.SyncForward || kind === StepKind.SyncSwallow || kind === StepKind.Internal;
 }

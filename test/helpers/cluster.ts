@@ -27,7 +27,7 @@ export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-password';
 export const APP_DB = 'app';
 
-export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number } = {}): Promise<TestCluster> {
+export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number; twoPhaseCommit?: boolean } = {}): Promise<TestCluster> {
   const n = opts.shards ?? 2;
   const servers = await Promise.all([
     startTestServer(),
@@ -55,6 +55,7 @@ export async function startTestCluster(opts: { shards?: number; poolMode?: PoolM
       http: { host: '127.0.0.1', port: 0 },
       routeCacheSize: 1000,
       logLevel: 'warn',
+      twoPhaseCommit: opts.twoPhaseCommit ?? false,
     };
     const log = pino({ level: process.env.PGTIDE_TEST_LOG ?? 'silent' }, pino.destination(2));
     proxy = await runProxy(config, log, { recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
