@@ -23,7 +23,7 @@ import {
   DEFAULT_KNOBS, explainPlan, partitionsNeeded, planResharding, planStep, resolveRestoreParameters, stepsToApply,
   type ActionRecord, type PartitionForecast, type Plan, type PlanStep, type RestoreForecastNeeds,
 } from '../planner/index.js';
-import { fetchEventFeed, parseScheduleEvent, type ScheduledEvent, type SeriesInput } from '../predictor/index.js';
+import { fetchEventFeed, parseScheduleEvent, PredictorError, type ScheduledEvent, type SeriesInput } from '../predictor/index.js';
 import { AutopilotError } from './errors.js';
 import { forecastInWorker } from './forecast-runner.js';
 import { readLoadHistory } from './history.js';
@@ -384,7 +384,13 @@ export class Autopilot {
   }
 
   async scheduleEvent(text: string): Promise<AdminAnswer> {
-    const ev = parseScheduleEvent(text);
+    let ev: ScheduledEvent;
+    try {
+      ev = parseScheduleEvent(text);
+    } catch (err) {
+      if (err instanceof PredictorError) throw new AutopilotError(err.code, err.message, { sqlstate: err.sqlstate });
+      throw err;
+    }
     if (ev.table !== undefined) {
       const routing = await this.deps.catalog.loadRoutingTable();
       if (!routing.tables.some((t) => t.name === ev.table)) throw new AutopilotError('UNKNOWN_TABLE', `relation "${ev.table}" is not known to pgtide`, { sqlstate: '42P01' });
