@@ -600,7 +600,7 @@ export class ClientSession implements ServerSink, SessionHandle {
   // ---- routing ----
 
   /** Which shards a unit runs on, checked against the open transaction. */
-  private targetShards(plans: StatementPlan[], literals: string[], params: BoundParams | null): { shards: number[]; fanout: boolean } {
+  private targetShards(plans: StatementPlan[], literals: string[], params: BoundParams | null): { shards: number[]; fanout: boolean; any?: boolean } {
     const index = this.ctx.routing();
     const wanted = new Set<number>();
     let any = true;
@@ -619,7 +619,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     const pinned = this.pinnedShard();
     if (any) {
       const shard = pinned ?? (this.links.size > 0 ? this.links.keys().next().value! : index.primaryShardId);
-      return { shards: [shard], fanout: false };
+      return { shards: [shard], fanout: false, any: true };
     }
     const shards = [...wanted].sort((a, b) => a - b);
     if (shards.length > 1) fanout = true;
@@ -1471,7 +1471,8 @@ export class ClientSession implements ServerSink, SessionHandle {
           this.startFanOut(t.shards, plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
           return;
         }
-        if (t.shards.length === 1 && (bp.stmt.plans.some((p) => p.kind !== 'transaction' && p.kind !== 'session' && p.kind !== 'unsharded') || this.links.size === 0)) wanted.add(t.shards[0]!);
+        // Statements that need no particular shard (BEGIN, SET…) follow the others in the batch.
+        if (!t.any) wanted.add(t.shards[0]!);
       }
       if (wanted.size > 1) {
         throw new SessionError('CROSS_SHARD_BATCH', `this pipeline touches shards ${[...wanted].join(', ')} in one implicit transaction`, { sqlstate: '0A000', hint: 'send a Sync between statements for different shards' });

@@ -15,6 +15,9 @@ export function routeOf(plan: StatementPlan, literals: readonly string[], bound:
     case 'cursor':
     case 'reference-read':
       return 'any';
+    case 'unsharded':
+      // No table at all (SELECT 1, SHOW, catalog functions): any server answers alike.
+      return plan.tables.length === 0 ? 'any' : resolveShards(plan, literals, bound, index);
     case 'copy':
       if (!plan.query && plan.direction === 'to' && index.table(plan.table)?.kind === 'reference') return 'any';
       return resolveShards(plan, literals, bound, index);
