@@ -8,6 +8,7 @@ import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
 import type { AccessRecorder } from './recorder.js';
 import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
+import type { RangeHolds } from './holds.js';
 import type { LatencyHistogram } from './http/latency-histogram.js';
 
 /** A session the cancel handler and SHOW CLIENTS can reach. */
@@ -22,6 +23,8 @@ export interface SessionHandle {
   state(): string;
   /** Close the connection with a FATAL 57P01 (shutdown). */
   terminate(): void;
+  /** An open transaction of this client touched [lo, hi) of the key space. */
+  touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean;
   /** Servers linked right now (to forward a cancel to). */
   linkedServers(): { shardId: number; host: string; port: number; pid: number; secret: Buffer }[];
 }
@@ -36,6 +39,8 @@ export interface ProxyCounters {
   perShard: Map<number, number>;
   scatter: number;
   broadcast: number;
+  /** Statements retried on a new owner after hitting a moved range's fence. */
+  fenceRetries: number;
   /** Statement latency per shard (single-shard statements), for /metrics. */
   latency: LatencyHistogram;
 }
@@ -61,4 +66,8 @@ export interface ProxyContext {
   readonly twoPhaseDefault: boolean;
   /** The coordinator of distributed commits (null until the proxy registered in the catalog). */
   readonly twoPhase: TwoPhaseCoordinator | null;
+  /** Ranges whose statements are held during a cutover. */
+  readonly holds: RangeHolds;
+  /** Re-read the routing table from the catalog now (after a fence said ours is stale). */
+  reloadRouting?(): Promise<void>;
 }

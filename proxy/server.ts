@@ -21,6 +21,7 @@ import { AccessRecorder, type IntervalSnapshot } from './recorder.js';
 import type { ClusterMember } from './cluster/member.js';
 import { LatencyHistogram } from './http/latency-histogram.js';
 import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
+import { RangeHolds, type HoldRange } from './holds.js';
 
 /** GUCs a client is told at login, as Postgres reports them. */
 const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',
@@ -55,7 +56,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   readonly statements = new StatementRegistry(buildParse);
   readonly serverParams = new Map<string, string>();
   readonly sessions = new Map<number, SessionHandle>();
-  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0, latency: new LatencyHistogram() };
+  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0, fenceRetries: 0, latency: new LatencyHistogram() };
   readonly appDatabase: string;
   readonly authMethod;
   readonly tlsContext: tls.SecureContext | null;
@@ -74,6 +75,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   /** Set by the composition root once the proxy registered in the catalog. */
   member: ClusterMember | null = null;
   twoPhase: TwoPhaseCoordinator | null = null;
+  readonly holds = new RangeHolds();
   readonly twoPhaseDefault: boolean;
   logins = 0;
   loginFailures = 0;
@@ -149,6 +151,37 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
       }
     }
     this.log.info({ version: table.version }, 'routing version installed');
+  }
+
+  // ---- cutover support (the mover's RoutingControl drives these) ----
+
+  holdRange(range: HoldRange): void {
+    this.holds.hold(range);
+  }
+
+  releaseRange(range: HoldRange): void {
+    this.holds.release(range);
+  }
+
+  /** Resolves when no open transaction of any client touched the range; rejects after the timeout. */
+  async waitInFlight(range: HoldRange, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let busy = false;
+      for (const s of this.sessions.values()) {
+        if (s.touchesRange(range.keyspaceId, range.lo, range.hi)) {
+          busy = true;
+          break;
+        }
+      }
+      if (!busy) return;
+      if (Date.now() > deadline) throw new Error(`transactions on the range are still open after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  async reloadRouting(): Promise<void> {
+    if (this.member) await this.member.checkVersion();
   }
 
   drainRecorder(): IntervalSnapshot[] {

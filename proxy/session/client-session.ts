@@ -29,6 +29,9 @@ import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
 import { syncSettings } from './session-settings.js';
 import { TwoPhaseCoordinator } from '../twophase/coordinator.js';
+
+/** SQLSTATE of the mover's fence: the shard no longer owns the key (see mover/errors.ts). */
+const FENCE_SQLSTATE = 'PT001';
 import { StatementRegistry, type RegisteredStatement } from './statement-registry.js';
 import {
   BIND_FORWARD, CLOSE_FORWARD, CLOSE_SWALLOW, DESCRIBE_FORWARD, EXECUTE_FORWARD, QUERY_FORWARD, QUERY_SWALLOW,
@@ -159,6 +162,15 @@ export class ClientSession implements ServerSink, SessionHandle {
   private txPrefix: Buffer[] = [];
   /** A distributed COMMIT/ROLLBACK is running its internal round trips. */
   private orchestrating = false;
+  /** A statement waiting for a cutover hold on its range to be released. */
+  private deferred: FrontendMessage[] | null = null;
+  /** What the open transaction touched: (key space, hash) of keyed statements, or whole key spaces. */
+  private txTouched: { keyspaceId: number; hash: bigint | null }[] = [];
+  /** The unit in flight, kept so a write that hit a moved range's fence can be retried on the new owner. */
+  private retryUnit: FrontendMessage[] | null = null;
+  /** The unit in flight hit the fence (SQLSTATE PT001) before anything reached the client. */
+  private fenced = false;
+  private unitWritten = 0;
   /** A COPY FROM STDIN running on several shards (it owns the linked servers' replies meanwhile). */
   private shardedCopy: ShardedCopyIn | null = null;
   private closed = false;
@@ -368,8 +380,15 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
     if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
 
+    if (this.ctx.holds.active && this.heldBy(plans, literals, null)) {
+      this.defer([msg]);
+      return;
+    }
     const target = this.targetShards(plans, literals, null);
     this.noteAccess(plans, literals, null, msg.bytes.length);
+    this.noteTouched(plans, literals, null);
+    // An autocommit statement may be retried on the new owner if it hits a moved range's fence.
+    this.retryUnit = this.txStatus() === 'I' && this.held.length === 0 ? [msg] : null;
     if (target.fanout) {
       this.runFanOut(plans[0]!, target.shards, msg, sql, literals);
       return;
@@ -510,6 +529,111 @@ export class ClientSession implements ServerSink, SessionHandle {
     const link = linked[0]!;
     // COMMIT of a failed transaction is a ROLLBACK in Postgres too, and its tag says so.
     this.sendToLink(link, op === 'rollback-to' ? buildQuery('ROLLBACK') : buildQuery('ROLLBACK'), QUERY_FORWARD);
+  }
+
+  // ---- cutover holds, in-flight tracking, fence retry ----
+
+  /** Does one of these plans touch a range the mover is cutting over right now? */
+  private heldBy(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null): boolean {
+    const index = this.ctx.routing();
+    for (const plan of plans) {
+      if (plan.kind === 'keyed') {
+        const info = index.table(plan.table);
+        if (info?.keyspaceId === undefined) continue;
+        const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
+        if (p ? this.ctx.holds.holdsHash(info.keyspaceId, this.hashSlot) : this.ctx.holds.holdsKeyspace(info.keyspaceId)) return true;
+      } else if (plan.kind === 'insert-rows' || plan.kind === 'copy') {
+        const ks = index.table(plan.table)?.keyspaceId;
+        if (ks !== undefined && this.ctx.holds.holdsKeyspace(ks)) return true;
+      } else if (plan.kind === 'scatter-read' || plan.kind === 'broadcast') {
+        for (const t of plan.tables) {
+          const ks = index.table(t)?.keyspaceId;
+          if (ks !== undefined && this.ctx.holds.holdsKeyspace(ks)) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Park these messages until the hold is released; they then run by the newest routing version. */
+  private defer(messages: FrontendMessage[]): void {
+    this.deferred = messages;
+    this.busy = true;
+    this.ctx.holds.onRelease(() => {
+      const d = this.deferred;
+      this.deferred = null;
+      this.busy = false;
+      if (this.closed || !d) return;
+      try {
+        if (d.length === 1 && d[0]!.code === FrontendCode.Query) this.handle(d[0]!);
+        else {
+          this.batch = d;
+          this.runBatch();
+        }
+      } catch (err) {
+        this.failUnit(err);
+        return;
+      }
+      this.pump();
+    });
+  }
+
+  /** Remember which keys the open transaction touched (for the mover's wait for in-flight work). */
+  private noteTouched(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null): void {
+    if (this.txStatus() === 'I' && this.held.length === 0) {
+      this.txTouched.length = 0;
+      // An autocommit statement is in flight only while busy; transactions are what we track.
+      if (!plans.some((p) => p.kind === 'transaction' && p.op === 'begin')) return;
+    }
+    const index = this.ctx.routing();
+    for (const plan of plans) {
+      if (plan.kind === 'keyed') {
+        const info = index.table(plan.table);
+        if (info?.keyspaceId === undefined) continue;
+        const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
+        this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0) : null });
+      } else if (plan.kind === 'insert-rows' || plan.kind === 'scatter-read' || plan.kind === 'broadcast' || plan.kind === 'copy') {
+        const tables = 'tables' in plan ? plan.tables : [plan.table];
+        for (const t of tables) {
+          const ks = index.table(t)?.keyspaceId;
+          if (ks !== undefined) this.txTouched.push({ keyspaceId: ks, hash: null });
+        }
+      }
+    }
+  }
+
+  /** SessionHandle: an open transaction of this client touched [lo, hi) of the key space. */
+  touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean {
+    if (this.txStatus() === 'I' && this.held.length === 0) return false;
+    return this.txTouched.some((t) => t.keyspaceId === keyspaceId && (t.hash === null || (t.hash >= lo && t.hash < hi)));
+  }
+
+  /**
+   * The unit hit the fence of a range that moved: nothing reached the client, so reload the
+   * routing table and run it again; it lands on the new owner and the client sees only success.
+   */
+  private retryFenced(): void {
+    const unit = this.retryUnit!;
+    this.fenced = false;
+    this.retryUnit = null;
+    this.releaseIdleLinks();
+    this.ctx.counters.fenceRetries++;
+    const reload = this.ctx.reloadRouting ? this.ctx.reloadRouting() : Promise.resolve();
+    reload.catch(() => {}).then(() => {
+      if (this.closed) return;
+      this.busy = false;
+      try {
+        if (unit.length === 1 && unit[0]!.code === FrontendCode.Query) this.handle(unit[0]!);
+        else {
+          this.batch = unit;
+          this.runBatch();
+        }
+      } catch (err) {
+        this.failUnit(err);
+        return;
+      }
+      this.pump();
+    });
   }
 
   // ---- distributed transactions (two-phase commit) ----
@@ -698,6 +822,7 @@ export class ClientSession implements ServerSink, SessionHandle {
   private withLink(shardId: number, fn: (link: Link) => void): void {
     this.busy = true;
     this.unitStarted = performance.now();
+    this.unitWritten = 0;
     const existing = this.links.get(shardId);
     if (existing) {
       fn(existing);
@@ -830,6 +955,11 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
     if (code === BackendCode.ParameterStatus) return !swallow;
     if (code === BackendCode.CommandComplete && this.recording) this.recRows += tagRowCount(buf, start, end);
+    if (code === BackendCode.ErrorResponse && this.retryUnit !== null && this.fanOut === null && this.unitWritten === 0 && !this.fenced && parseErrorFields(buf, start, end).C === FENCE_SQLSTATE) {
+      // A stale route: the range moved and the old owner's fence refused the write. Retry below.
+      this.fenced = true;
+      return false;
+    }
     if (code === BackendCode.ErrorResponse) {
       this.ctx.counters.errors++;
       this.recError = true;
@@ -901,8 +1031,11 @@ export class ClientSession implements ServerSink, SessionHandle {
         this.write(link.steps[link.head++]!.bytes!);
       }
       if (this.consume(link, m.code, scanner.buffer, m.start, m.end)) {
+        if (this.fenced) continue; // nothing of a fenced unit reaches the client
         if (runStart < 0) runStart = m.start;
         runEnd = m.end;
+      } else if (this.fenced) {
+        runStart = -1; // drop what was gathered: the unit runs again on the new owner
       } else {
         flush();
       }
@@ -946,6 +1079,11 @@ export class ClientSession implements ServerSink, SessionHandle {
   private unitDone(): void {
     if (this.inCopyIn || this.orchestrating) return;
     for (const l of this.links.values()) if (l.head < l.steps.length || l.busy) return;
+    if (this.fenced) {
+      this.retryFenced();
+      return;
+    }
+    this.retryUnit = null;
     if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (performance.now() - this.unitStarted) / 1000);
     this.finishRecording();
     this.busy = false;
@@ -1480,6 +1618,13 @@ export class ClientSession implements ServerSink, SessionHandle {
       target = wanted.size === 1 ? { shards: [...wanted], fanout: false } : this.targetShards([], [], null);
       if (bindParams.length === 1) {
         const bp = bindParams[0]!;
+        const bound = { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes };
+        if (this.ctx.holds.active && this.heldBy(bp.stmt.plans, bp.stmt.literals, bound)) {
+          this.defer(batch);
+          return;
+        }
+        this.noteTouched(bp.stmt.plans, bp.stmt.literals, bound);
+        this.retryUnit = this.txStatus() === 'I' && this.held.length === 0 && endsWithSync ? batch : null;
         this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
       } else {
         this.recording = false;
@@ -1630,6 +1775,7 @@ export class ClientSession implements ServerSink, SessionHandle {
 
   private write(buf: Buffer): void {
     if (this.closed) return;
+    this.unitWritten += buf.length;
     if (!this.socket.write(buf)) {
       for (const l of this.links.values()) l.server.socket.pause();
     }
