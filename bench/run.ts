@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   predictor: () => import('./predictor/run.js' as string) as Promise<BenchModule>,
   planner: () => import('./planner/run.js' as string) as Promise<BenchModule>,
   mover: () => import('./mover.js'),
+  'training-impact': () => import('./training-impact.js'),
 };
 
 async function main(): Promise<void> {
