@@ -118,7 +118,8 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         const behind = await member.waitForAcks(version, 5000);
         return behind.length === 0 ? ['every live proxy routes by it'] : [`not yet acknowledged by ${behind.map((p) => `proxy ${p.id}`).join(', ')}`];
       },
-      // Live moves: mover/index.ts does not export startMove in this build, so move steps are refused (0A000).
+      // Live moves: mover/index.ts exports the Mover class, but no Mover is constructed in this process yet;
+      // once one is, pass `mover: { startMove: (p, t) => mover.startMove(p, t) }` here. Until then move steps are refused (0A000).
     });
     server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
     const port = await server.listen(config.listen.host, config.listen.port);
