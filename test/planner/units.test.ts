@@ -88,3 +88,17 @@ test('restore: the forecast overrides too few partitions and logs it; PINNED is 
   assert.throws(() => resolveRestoreParameters({ partitions: 0, pinned: new Set() }, needs), { sqlstate: '22023' });
   assert.throws(() => resolveRestoreParameters({ pinned: new Set(['expected_rows']) }, needs), { sqlstate: '22023' });
 });
+
+test('short of servers: placement gives up headroom (up to shortageFill of the latency limit), never the plan; with shortageFill 0 nothing is moved', () => {
+  const fx = loadFixtures().find((f) => f.name === 'spare-pool-short-stretch')!;
+  const stretched = planResharding(buildInput(fx));
+  const move = stretched.steps.find((s) => s.action.kind === 'move');
+  assert.ok(move, 'a move that fits below 81 % is planned');
+  const ask = stretched.steps.find((s) => s.action.kind === 'needs-capacity')!;
+  assert.equal(ask.startReason, 'asks-operator');
+  assert.match(ask.why, /fills shards up to 81 %/);
+  for (const s of stretched.shardPeaks) assert.ok(s.peakLoad <= s.capacity * 0.81 + 1e-6, `shard ${s.shardId} peaks at ${s.peakLoad}`);
+  const strict = planResharding({ ...buildInput(fx), knobs: { shortageFill: 0 } });
+  assert.deepEqual(strict.steps.map((s) => s.action.kind), ['needs-capacity'], 'nothing half-done without the stretch');
+  assert.ok(strict.reasons.some((r) => r.code === 'spare-pool-empty'));
+});
