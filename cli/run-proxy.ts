@@ -5,7 +5,9 @@ import { Catalog } from '../config/catalog.js';
 import type { ProxyConfig } from '../config/config-file.js';
 import { PgtideError } from '../config/errors.js';
 import type { RoutingTable } from '../config/types.js';
-import type { AdminBackend } from '../proxy/admin/admin-session.js';
+import type { AdminBackend, JobsBackend } from '../proxy/admin/admin-session.js';
+import { Mover, type MoverSettings, type RoutingControl } from '../mover/index.js';
+import { moverAdmin } from './mover-admin.js';
 import { ProxyServer } from '../proxy/server.js';
 import { PGTIDE_VERSION } from './version.js';
 import { ClusterMember } from '../proxy/cluster/member.js';
@@ -21,6 +23,7 @@ export interface RunningProxy {
   member: ClusterMember;
   /** The forecast → plan → apply loop (runs on the leader's clock; admin verbs on any proxy). */
   autopilot: Autopilot;
+  mover: Mover;
   port: number;
   /** The metrics/status HTTP port (0 when disabled). */
   httpPort: number;
@@ -33,6 +36,8 @@ export interface RunProxyOptions {
   recordIntervalMs?: number;
   heartbeatMs?: number;
   deadAfterMs?: number;
+  /** Mover knobs (tests shorten grace periods). */
+  moverSettings?: Partial<MoverSettings>;
   /** How old an undecided prepared transaction must be before recovery rolls it back. */
   twoPhaseGraceMs?: number;
 }
@@ -83,6 +88,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     let server: ProxyServer;
     let member: ClusterMember;
     let autopilot: Autopilot;
+    let jobsBackend: JobsBackend;
     const backend: AdminBackend = {
       catalog,
       version: PGTIDE_VERSION,
@@ -91,6 +97,9 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       },
       get autopilot() {
         return autopilot;
+      },
+      get jobs() {
+        return jobsBackend;
       },
       async reload(): Promise<RoutingTable> {
         const t = await catalog.loadRoutingTable();
@@ -110,7 +119,23 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         }
       },
     };
+    // The mover drives cutovers through this proxy's holds; other proxies learn the new version
+    // by NOTIFY and acks, and a stale write from one of them hits the fence and is retried.
+    const control: RoutingControl = {
+      holdRange: async (r) => server.holdRange(r),
+      waitInFlight: (r, timeoutMs) => server.waitInFlight(r, timeoutMs),
+      async installVersion(version, timeoutMs) {
+        await member.checkVersion();
+        const behind = await member.waitForAcks(version, timeoutMs);
+        if (behind.length > 0) throw new Error(`routing version ${version} not acknowledged by proxy ${behind.map((b) => b.id).join(', ')}`);
+      },
+      release: async (r) => server.releaseRange(r),
+    };
+    const mover = new Mover({ catalog, routing: control, ...(opts.moverSettings ? { settings: opts.moverSettings } : {}), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } });
+    jobsBackend = moverAdmin(mover);
+    let moverRunning = false;
     autopilot = new Autopilot({
+      mover: { startMove: (p, t) => mover.startMove(p, t) },
       catalog, log,
       queryShard: (id, sql, params) => backend.queryShard(id, sql, params),
       async announce(version) {
@@ -118,8 +143,6 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         const behind = await member.waitForAcks(version, 5000);
         return behind.length === 0 ? ['every live proxy routes by it'] : [`not yet acknowledged by ${behind.map((p) => `proxy ${p.id}`).join(', ')}`];
       },
-      // Live moves: mover/index.ts exports the Mover class, but no Mover is constructed in this process yet;
-      // once one is, pass `mover: { startMove: (p, t) => mover.startMove(p, t) }` here. Until then move steps are refused (0A000).
     });
     server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
     const port = await server.listen(config.listen.host, config.listen.port);
@@ -133,6 +156,11 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
           lastRecovery = Date.now();
           await coordinator.recover(server.routingTable(), (id, sql, params) => backend.queryShard(id, sql, params), opts.twoPhaseGraceMs ?? 30_000)
             .catch((err: Error) => log.warn({ err: err.message }, 'two-phase recovery failed'));
+        }
+        // Jobs run on the leader, in the background: a long copy never delays the heartbeat.
+        if (!moverRunning) {
+          moverRunning = true;
+          void mover.runPending().catch((err: Error) => log.warn({ err: err.message }, 'mover pass failed')).finally(() => (moverRunning = false));
         }
         // The forecast runs in the background (in a worker): the heartbeat never waits for it.
         void autopilot.onLeaderTick().catch((err: Error) => log.warn({ err: err.message }, 'autopilot tick failed'));
@@ -162,8 +190,10 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       autopilot,
       port,
       httpPort,
+      mover,
       async stop() {
         await autopilot.stop();
+        await mover.close().catch(() => {});
         await status.close();
         await member.stop();
         await server.close();

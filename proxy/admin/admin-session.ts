@@ -26,6 +26,19 @@ export interface AdminBackend {
   readonly member: ClusterMember;
   /** Forecasts, events, plans and restores (absent when the process runs without the autopilot). */
   readonly autopilot?: AutopilotAdmin;
+  /** Live redistribution jobs (absent when the mover is not wired in). */
+  readonly jobs?: JobsBackend;
+}
+
+/** What the admin console asks of the mover; the composition root adapts the mover to it. */
+export interface JobsBackend {
+  move(partitionId: number, targetShard: number): Promise<{ id: number; state: string }>;
+  split(partitionId: number, at: bigint | undefined, moveTo: number | undefined): Promise<{ version: number; left: number; right: number; at: bigint; jobId?: number }>;
+  pause(id: number): Promise<{ id: number; state: string }>;
+  resume(id: number): Promise<{ id: number; state: string }>;
+  cancel(id: number): Promise<{ id: number; state: string }>;
+  list(): Promise<{ columns: string[]; rows: (string | number | boolean | null)[][] }>;
+  detail(id: number): Promise<{ columns: string[]; rows: (string | number | boolean | null)[][] }>;
 }
 
 export interface AdminContext {

@@ -387,8 +387,9 @@ export class ClientSession implements ServerSink, SessionHandle {
     const target = this.targetShards(plans, literals, null);
     this.noteAccess(plans, literals, null, msg.bytes.length);
     this.noteTouched(plans, literals, null);
-    // An autocommit statement may be retried on the new owner if it hits a moved range's fence.
-    this.retryUnit = this.txStatus() === 'I' && this.held.length === 0 ? [msg] : null;
+    // An autocommit statement, or the first statement of a transaction (its BEGIN is replayed
+    // with it), may be retried on the new owner if it hits a moved range's fence.
+    this.retryUnit = this.txLinks().length === 0 && !this.clientFailed ? [msg] : null;
     if (target.fanout) {
       this.runFanOut(plans[0]!, target.shards, msg, sql, literals);
       return;
@@ -616,6 +617,16 @@ export class ClientSession implements ServerSink, SessionHandle {
     const unit = this.retryUnit!;
     this.fenced = false;
     this.retryUnit = null;
+    // The first statement of a transaction failed with the BEGIN replayed before it: that server
+    // transaction is aborted and held nothing else, so drop it and hold the BEGIN again.
+    for (const [shardId, link] of this.links) {
+      if (link.server.txStatus !== 'I' && this.txPrefix.length > 0) {
+        this.detach(shardId, link);
+        this.ctx.pool(shardId).discard(link.server);
+        this.held = this.txPrefix;
+        this.txPrefix = [];
+      }
+    }
     this.releaseIdleLinks();
     this.ctx.counters.fenceRetries++;
     const reload = this.ctx.reloadRouting ? this.ctx.reloadRouting() : Promise.resolve();
@@ -958,6 +969,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (code === BackendCode.ErrorResponse && this.retryUnit !== null && this.fanOut === null && this.unitWritten === 0 && !this.fenced && parseErrorFields(buf, start, end).C === FENCE_SQLSTATE) {
       // A stale route: the range moved and the old owner's fence refused the write. Retry below.
       this.fenced = true;
+      if (step.kind !== StepKind.QueryForward && step.kind !== StepKind.QuerySwallow) this.onExtendedError(link, step);
       return false;
     }
     if (code === BackendCode.ErrorResponse) {
@@ -1624,7 +1636,7 @@ export class ClientSession implements ServerSink, SessionHandle {
           return;
         }
         this.noteTouched(bp.stmt.plans, bp.stmt.literals, bound);
-        this.retryUnit = this.txStatus() === 'I' && this.held.length === 0 && endsWithSync ? batch : null;
+        this.retryUnit = this.txLinks().length === 0 && !this.clientFailed && endsWithSync ? batch : null;
         this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
       } else {
         this.recording = false;

@@ -15,6 +15,7 @@ import { showTables } from './show-tables.js';
 import { showVersion } from './show-version.js';
 import { showProxies } from './show-proxies.js';
 import { showTransactions } from './show-transactions.js';
+import { jobControl, movePartition, showJob, showJobs } from './jobs.js';
 import { showLoad } from './show-load.js';
 import { splitPartition } from './split-partition.js';
 import { mergePartitions } from './merge-partitions.js';
@@ -31,7 +32,7 @@ import { showOverrides } from './show-overrides.js';
 
 export const COMMANDS: AdminCommand[] = [
   showShards, showTables, showPartitions, showClients, showServers, showPools, showStats, showVersion,
-  showProxies, showLoad, showTransactions, shardTable, referenceTable, splitPartition, mergePartitions, explainRoute, reload,
+  showProxies, showLoad, showTransactions, movePartition, showJobs, showJob, jobControl, shardTable, referenceTable, splitPartition, mergePartitions, explainRoute, reload,
 ];
 // Forecasts, events, plans and restores (the autopilot).
 COMMANDS.push(showForecast, scheduleEvent, showEvents, setAutopilot, showAutopilot, showPlan, applyPlan, runAutopilot, restoreTable, showOverrides);
