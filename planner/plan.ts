@@ -19,7 +19,11 @@
 //    pay for the afternoon peak from the early morning) sheds
 //    partitions; the cheapest (fewest bytes) move that fixes it wins, to the target with the
 //    lowest resulting peak (which balances load). No target → a spare shard. No spare → a
-//    `needs-capacity` step and no moves at all (nothing half-done).
+//    `needs-capacity` step and no moves at all (nothing half-done) — unless the overload fits
+//    when shards may fill up to shortageFill of the latency-derived utilization: then that plan
+//    runs and the step asks for capacity anyway. Within the cooldown after a drain, spares are
+//    first held back the same way (adding one back would undo the drain); one is added only if
+//    even the stretched cap does not hold the overload.
 // 5. Scale-down: with nothing to fix, the shard with the fewest bytes among those below the
 //    minimum utilization for drainLowSeconds is drained if the others hold its partitions below
 //    (1 − hysteresis) × cap for that long. One drain at a time; never a shard added within the cooldown.
@@ -591,11 +595,64 @@ export function planResharding(input: PlannerInput): Plan {
       movedThisPlan.add(w);
     }
   }
+  // Within the cooldown after a drain, adding a server back would undo it (thrash): the headroom
+  // takes the overload first (up to the stretched cap, as when short of servers), and a server is
+  // added only if even that does not hold it.
+  const lastDrainAt = history.filter((h) => h.kind === 'drain-shard' && h.atMs <= now).reduce((a, h) => Math.max(a, h.atMs), -Infinity);
+  let blockSpares = now - lastDrainAt < knobs.cooldownSeconds * 1000 && knobs.shortageFill > 0 && spares.length > 0;
+  let stretched = false;
+  const uStretch = utilizationForLatency(t.baseP99Ms, t.targetP99Ms) * knobs.shortageFill;
+  const snap = blockSpares ? snapshotPlacement() : undefined;
+  placeWithStretch();
+  if (snap && shortage > 0) {
+    restorePlacement(snap);
+    blockSpares = false;
+    placeWithStretch();
+  } else if (snap && stretched) {
+    reasons.push({ code: 'cooldown', message: `a server was drained at ${fmtTime(lastDrainAt)}; within the ${fmtDuration(knobs.cooldownSeconds)} cooldown the forecast overload is placed up to ${fmtPct(uStretch)} of capacity instead of adding a server back` });
+  }
+
+  function snapshotPlacement() {
+    return {
+      shardIds: new Set(shards.keys()),
+      series: new Map([...shards.values()].map((x) => [x.id, { series: x.series.slice(), cap: x.cap }])),
+      owner: new Map(current.map((w) => [w, w.shard])),
+      moved: new Set(movedThisPlan),
+      placeLen: placeDrafts.length,
+      draftsLen: drafts.length,
+      key: draftKey,
+      adds: new Map(addDraftFor),
+      spares: spares.slice(),
+      reasonsLen: reasons.length,
+    };
+  }
+
+  function restorePlacement(x: ReturnType<typeof snapshotPlacement>): void {
+    for (const id of [...shards.keys()]) if (!x.shardIds.has(id)) shards.delete(id);
+    for (const [id, v] of x.series) {
+      const st = shards.get(id)!;
+      st.series.set(v.series);
+      st.cap = v.cap;
+    }
+    for (const [w, sh] of x.owner) w.shard = sh;
+    movedThisPlan.clear();
+    for (const w of x.moved) movedThisPlan.add(w);
+    placeDrafts.length = x.placeLen;
+    drafts.length = x.draftsLen;
+    draftKey = x.key;
+    addDraftFor.clear();
+    for (const [k, v] of x.adds) addDraftFor.set(k, v);
+    spares.splice(0, spares.length, ...x.spares);
+    reasons.length = x.reasonsLen;
+    shortage = 0;
+    shortageText = '';
+    stretched = false;
+  }
+
+  function placeWithStretch(): void {
   placeOverloaded();
   // Short of servers: give up headroom before giving up the plan. Every shard may be filled up to
   // shortageFill of the utilization that still meets the target p99; the operator is still asked.
-  let stretched = false;
-  const uStretch = utilizationForLatency(t.baseP99Ms, t.targetP99Ms) * knobs.shortageFill;
   if (shortage > 0 && uStretch > uCap) {
     const asked = shortageText;
     for (const s of shards.values()) s.cap = s.capacity * uStretch;
@@ -604,7 +661,7 @@ export function planResharding(input: PlannerInput): Plan {
     placeOverloaded();
     if (shortage === 0) {
       stretched = true;
-      newDraft({
+      if (!blockSpares) newDraft({
         action: { kind: 'needs-capacity', shards: 1, capacity: [...shards.values()].reduce((a, s) => Math.max(a, s.capacity), 0) },
         range: { lo: HASH_MIN, hi: HASH_END },
         bytes: 0,
@@ -615,11 +672,13 @@ export function planResharding(input: PlannerInput): Plan {
         why: `The spare pool is too small to keep every shard under ${fmtPct(uCap)} of capacity (${asked}). The plan fills shards up to ${fmtPct(uStretch)} instead (p99 stays within the ${t.targetP99Ms} ms target, with less headroom): add at least 1 more server to the spare pool (ADD SHARD) to get the headroom back.`,
         group: 'place',
       });
-      reasons.push({ code: 'spare-pool-empty', message: `the spare pool is too small for a ${fmtPct(uCap)} utilization cap (${asked}); placed up to ${fmtPct(uStretch)} and asked for more servers` });
+      if (!blockSpares) reasons.push({ code: 'spare-pool-empty', message: `the spare pool is too small for a ${fmtPct(uCap)} utilization cap (${asked}); placed up to ${fmtPct(uStretch)} and asked for more servers` });
     } else {
       for (const s of shards.values()) s.cap = s.capacity * uCap;
       shortageText = asked + (shortageText ? `; even at ${fmtPct(uStretch)}: ${shortageText}` : '');
     }
+  }
+
   }
 
   function placeOverloaded(): void {
@@ -645,7 +704,7 @@ export function planResharding(input: PlannerInput): Plan {
         reasons.push({ code: 'no-target', shardId: s.id, message: `shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}, but what remains on it cannot be moved or split further (one range carries more than a whole server)` });
         break;
       }
-      const spare = spares.shift();
+      const spare = blockSpares ? undefined : spares.shift();
       if (spare) {
         const ns: ShardState = { id: spare.shardId, capacity: spare.capacity, cap: spare.capacity * uCap, draining: false, added: true, uncertain: false, series: new Float64Array(steps) };
         shards.set(ns.id, ns);

@@ -102,3 +102,18 @@ test('short of servers: placement gives up headroom (up to shortageFill of the l
   assert.deepEqual(strict.steps.map((s) => s.action.kind), ['needs-capacity'], 'nothing half-done without the stretch');
   assert.ok(strict.reasons.some((r) => r.code === 'spare-pool-empty'));
 });
+
+test('within the cooldown after a drain, an overload that fits the stretched cap takes headroom, not a server back (no thrash)', () => {
+  const fx = loadFixtures().find((f) => f.name === 'spare-pool-short-stretch')!;
+  const base = buildInput(fx);
+  const withSpare = { ...base, spareShards: [{ shardId: 9, capacity: 1000 }] };
+  const drainedAt = (minutesAgo: number): ActionRecord[] => [{ kind: 'drain-shard', atMs: base.nowMs - minutesAgo * 60_000, shardId: 3 }];
+  const recent = planResharding({ ...withSpare, history: drainedAt(30) });
+  const kinds = recent.steps.map((s) => s.action.kind);
+  assert.ok(!kinds.includes('add-shard'), `no server added back 30 min after a drain: ${kinds}`);
+  assert.ok(!kinds.includes('needs-capacity'), 'spares exist: nothing to ask for');
+  assert.ok(kinds.includes('move'));
+  assert.ok(recent.reasons.some((r) => r.code === 'cooldown' && /drained/.test(r.message)));
+  const later = planResharding({ ...withSpare, history: drainedAt(180) });
+  assert.ok(later.steps.some((s) => s.action.kind === 'add-shard'), 'after the cooldown the spare is used as usual');
+});
