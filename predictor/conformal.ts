@@ -11,6 +11,11 @@
 // γ·(miss − (1 − p)); the level reached at the end is used for the forecast, so a recent stretch of
 // misses widens the interval and a quiet stretch narrows it. Steps with too few residuals borrow
 // those of neighbouring steps.
+// Tails: beyond TAIL_LEVEL (p < 0.05 or p > 0.95) a few hundred residuals rarely hold the rare
+// jumps (a hot key set moving, a level shift) that decide those quantiles, so the empirical
+// quantile is mixed with one of an asymmetric Laplace fitted to the same residuals (median plus
+// the mean excess on each side; exponential tails): offset = (1 − TAIL_MIX)·empirical + TAIL_MIX·max(empirical, Laplace)
+// on the upper side, mirrored below. It only ever widens, and only the outer levels.
 
 import { sortedQuantile } from './series.js';
 
@@ -20,6 +25,10 @@ export const SCALE_FLOOR = 0.2;
 export const ACI_GAMMA = 0.005;
 /** The adapted level stays within this distance of the nominal one. */
 export const ACI_MAX_SHIFT = 0.12;
+/** Levels this far from 0 or 1 (or further) get the heavier-tailed mixture. */
+export const TAIL_LEVEL = 0.05;
+/** Weight of the Laplace tail quantile in the mixture (0: empirical only). */
+export const TAIL_MIX = 0.5;
 /** Fewest residuals a horizon step is calibrated on before it borrows from its neighbours. */
 export const MIN_POOL = 60;
 
@@ -67,13 +76,37 @@ export function calibrate(scores: readonly (readonly number[])[], levels: readon
       // Finite-sample correction of split conformal: the (n+1)-th point is the one to cover.
       const n = sorted.length;
       const pc = p >= 0.5 ? Math.min(0.9995, pt * (n + 1) / n) : Math.max(0.0005, (pt * (n + 1) - 1) / n);
-      row.push(sortedQuantile(sorted, pc));
+      row.push(tailQuantile(sorted, p, pc));
       arow.push(pc);
     }
     offsets.push(row);
     adapted.push(arow);
   }
   return { offsets, adapted, counts };
+}
+
+/**
+ * The offset for nominal level p (adapted level pc) from sorted residuals: the empirical quantile,
+ * widened in the tails towards an asymmetric Laplace fitted to the residuals (see the header).
+ */
+export function tailQuantile(sorted: ArrayLike<number>, p: number, pc: number): number {
+  const emp = sortedQuantile(sorted, pc);
+  if (p >= TAIL_LEVEL && p <= 1 - TAIL_LEVEL) return emp;
+  const n = sorted.length;
+  const med = sortedQuantile(sorted, 0.5);
+  let up = 0;
+  let down = 0;
+  for (let i = 0; i < n; i++) {
+    const v = sorted[i]!;
+    if (v > med) up += v - med;
+    else down += med - v;
+  }
+  // Asymmetric Laplace: half the mass on each side of the median, exponential with mean excess b.
+  const bUp = (2 * up) / n;
+  const bDown = (2 * down) / n;
+  const lap = p > 0.5 ? med + bUp * Math.log(1 / (2 * (1 - pc))) : med - bDown * Math.log(1 / (2 * pc));
+  const wide = p > 0.5 ? Math.max(emp, lap) : Math.min(emp, lap);
+  return (1 - TAIL_MIX) * emp + TAIL_MIX * wide;
 }
 
 /** Turns a point forecast and offsets into monotone, non-negative quantiles. */
