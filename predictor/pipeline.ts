@@ -42,6 +42,10 @@ const SMOOTH_STEPS = 2;
 const LSTM_MIN_ORIGINS = 48;
 /** Longest horizon the direct multi-horizon LSTM is built for. */
 const LSTM_MAX_HORIZON = 168;
+/** A level shift is a change of the mean log load of at least this much (log 1.5) between a window and the one before it. */
+export const SHIFT_MIN_LOG = Math.log(1.5);
+/** Fewest backtest origins after a detected shift for the ensemble to be judged on them alone. */
+const SHIFT_MIN_ORIGINS = 48;
 /** With too little history the relative spread of the uncalibrated intervals (per unit z). */
 const FALLBACK_REL_SIGMA = 0.5;
 
@@ -93,6 +97,8 @@ interface Prepared {
   futureMult: Float64Array;
   fitEnd: number;
   origins: number[];
+  /** Step where a level shift inside the calibration window was detected, if any. */
+  shiftAt?: number;
   /** forecasts per model name, aligned with origins. */
   fc: Map<string, Float64Array[]>;
   fallback?: Forecast;
@@ -162,7 +168,38 @@ function prepare(inp: SeriesInput, opts: PredictOptions, levels: readonly number
   const C = Math.max(1, Math.min(maxC, Math.floor(n * CALIBRATION_SHARE)));
   base.fitEnd = n - C;
   for (let o = base.fitEnd; o <= n; o++) base.origins.push(o);
+  const shift = detectLevelShift(base.y, base.fitEnd, seasons);
+  if (shift !== undefined) base.shiftAt = shift;
   return base;
+}
+
+/**
+ * Level-shift detection inside the calibration window: for every candidate step b, the mean log
+ * load of [b, b + L) against the same phases one long season (L = the longest season, or a day)
+ * earlier, so the weekly profile cancels; a partial last window is compared phase by phase too.
+ * Among the b whose change is at least SHIFT_MIN_LOG the one with the largest change × √window
+ * wins (a full window right at the shift beats the noisy partial ones after it). Short bursts (a flash crowd,
+ * a campaign) move a window's mean far less than that.
+ */
+export function detectLevelShift(y: Float64Array, from: number, seasons: readonly number[]): number | undefined {
+  const n = y.length;
+  const L = seasons.length ? Math.max(...seasons) : 24;
+  const S = seasons.length ? Math.min(...seasons) : 24;
+  if (n - from < S || from < L) return undefined;
+  const eps = 0.05 * mean(y) + 1e-9;
+  const pre = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) pre[i + 1] = pre[i]! + Math.log(y[i]! + eps);
+  let best: number | undefined;
+  let bestScore = 0;
+  for (let b = Math.max(from, L); b + S <= n; b++) {
+    const e = Math.min(n, b + L);
+    const len = e - b;
+    const d = Math.abs((pre[e]! - pre[b]!) / len - (pre[e - L]! - pre[b - L]!) / len);
+    // Longer windows are surer: among changes above the minimum, the largest d·√len wins.
+    const score = d * Math.sqrt(len);
+    if (d >= SHIFT_MIN_LOG && score > bestScore) { bestScore = score; best = b; }
+  }
+  return best;
 }
 
 function flatFallback(y: Float64Array, t0: number, stepMs: number, H: number, levels: readonly number[], notes: string[]): Forecast {
@@ -297,6 +334,16 @@ function restrictToUnseen(p: Prepared, trainedUntil: number): void {
 }
 
 function combine(p: Prepared, choice: ModelChoice, H: number, levels: readonly number[]): Forecast {
+  // After a level shift, only origins after it say how the models do now: judge (weights and
+  // intervals) on those when there are enough of them.
+  if (p.shiftAt !== undefined) {
+    const first = p.origins.findIndex((o) => o >= p.shiftAt!);
+    if (first > 0 && p.origins.length - first > SHIFT_MIN_ORIGINS) {
+      p.origins = p.origins.slice(first);
+      for (const [k, v] of p.fc) p.fc.set(k, v.slice(first));
+      p.notes.push(`level shift detected ${p.n - p.shiftAt} steps ago: models judged on the ${p.origins.length - 1} origins since`);
+    }
+  }
   const { y, n, origins } = p;
   const names = [...p.fc.keys()];
   const last = origins.length - 1; // origins[last] === n: the real forecast
