@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<BenchModule>> = {
   proxy: () => import('./proxy/pgbench.js'),
   router: () => import('./router-micro.js'),
   copy: () => import('./copy.js'),
+  scatter: () => import('./scatter.js'),
   predictor: () => import('./predictor/run.js' as string) as Promise<BenchModule>,
   planner: () => import('./planner/run.js' as string) as Promise<BenchModule>,
   mover: () => import('./mover.js'),

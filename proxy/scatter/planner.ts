@@ -273,7 +273,9 @@ class Rewriter {
 
   /** Collation check of an expression: does its collation order by bytes? */
   addCollationFlag(expr: string): number {
-    const c = `pg_collation_for((${expr})::text)`;
+    // CASE WHEN false folds to a NULL constant that keeps the expression's collation, so the
+    // check costs no per-row evaluation of the expression (nor its cast to text).
+    const c = `pg_catalog.pg_collation_for(CASE WHEN false THEN (${expr})::text END)`;
     return this.addHidden(`(${c} IN ('"C"', '"POSIX"', '"ucs_basic"', '"C.utf8"', '"C.UTF-8"', '"pg_c_utf8"') OR (${c} = '"default"' AND (SELECT d.datcollate IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8') AND d.datlocprovider <> 'i' FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())))`);
   }
 

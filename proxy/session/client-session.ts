@@ -1442,6 +1442,9 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
     this.write(bw.readyForQuery(this.txStatus()));
     this.busy = false;
+    // Every shard has answered: a socket paused for back-pressure (client or merger) must not go
+    // back to the pool paused, or the next client of that server would wait forever.
+    for (const l of f.index.keys()) l.server.socket.resume();
     this.releaseIdleLinks();
     this.pump();
   }

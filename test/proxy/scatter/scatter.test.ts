@@ -69,7 +69,9 @@ function data(): string[] {
 }
 
 before(async () => {
-  [cluster, reference] = await Promise.all([startTestCluster({ shards: 2 }), startTestServer()]);
+  // One after the other: free ports are picked per server, and two starts at once can pick the same.
+  cluster = await startTestCluster({ shards: 2 });
+  reference = await startTestServer();
   app = await cluster.client();
   admin = await cluster.admin();
   ref = await reference.client();
