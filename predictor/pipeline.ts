@@ -7,6 +7,8 @@
 // horizon step give the ensemble weights (forward selection on absolute error over steps k±2); the
 // ensemble's residuals over the same origins calibrate the quantiles (conformal.ts). Nothing fitted ever sees the residuals it is
 // judged by, except the choice of ensemble weights, a few numbers per step.
+// A level shift inside the window (detectLevelShift) restricts that judging to the origins after
+// it, when there are enough: what the models did before a doubling says little about now.
 // Degradation: no history → restore seed or zero; too little → naive with approximate intervals;
 // all zero → zero; a model that throws (or the LSTM worker failing) is skipped and noted.
 
