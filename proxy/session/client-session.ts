@@ -563,20 +563,25 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.ctx.holds.onRelease(() => {
       const d = this.deferred;
       this.deferred = null;
-      this.busy = false;
-      if (this.closed || !d) return;
-      try {
-        if (d.length === 1 && d[0]!.code === FrontendCode.Query) this.handle(d[0]!);
-        else {
-          this.batch = d;
-          this.runBatch();
-        }
-      } catch (err) {
-        this.failUnit(err);
-        return;
-      }
-      this.pump();
+      if (d) this.rerun(d);
     });
+  }
+
+  /** Run a parked unit (a simple Query, or an extended batch ending in Sync) now, then go on. */
+  private rerun(unit: FrontendMessage[]): void {
+    this.busy = false;
+    if (this.closed) return;
+    try {
+      if (unit.length === 1 && unit[0]!.code === FrontendCode.Query) this.handle(unit[0]!);
+      else {
+        this.batch = unit;
+        this.runBatch();
+      }
+    } catch (err) {
+      this.failUnit(err);
+      return;
+    }
+    this.pump();
   }
 
   /** Remember which keys the open transaction touched (for the mover's wait for in-flight work). */
@@ -630,21 +635,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     this.releaseIdleLinks();
     this.ctx.counters.fenceRetries++;
     const reload = this.ctx.reloadRouting ? this.ctx.reloadRouting() : Promise.resolve();
-    reload.catch(() => {}).then(() => {
-      if (this.closed) return;
-      this.busy = false;
-      try {
-        if (unit.length === 1 && unit[0]!.code === FrontendCode.Query) this.handle(unit[0]!);
-        else {
-          this.batch = unit;
-          this.runBatch();
-        }
-      } catch (err) {
-        this.failUnit(err);
-        return;
-      }
-      this.pump();
-    });
+    reload.catch(() => {}).then(() => this.rerun(unit));
   }
 
   // ---- distributed transactions (two-phase commit) ----
