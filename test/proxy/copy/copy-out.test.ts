@@ -88,12 +88,12 @@ test('psql \\copy both ways through the proxy', { skip: hasPsql ? false : 'psql 
   }
 });
 
-test('memory stays flat while streaming rows: heap does not grow with the number of rows', async () => {
+test('memory stays flat while streaming rows: heap does not grow with the number of rows', { timeout: 180_000 }, async () => {
   setFlagsFromString('--expose_gc');
   const gc = runInNewContext('gc') as () => void;
   await app.query('CREATE TABLE stream (id bigint PRIMARY KEY, pad text)');
   await (await cluster.admin()).query('SHARD TABLE stream BY (id)');
-  const CHUNKS = 400;
+  const CHUNKS = 300;
   const ROWS = 1000;
   const heap: number[] = [];
   async function* gen() {
@@ -110,7 +110,7 @@ test('memory stays flat while streaming rows: heap does not grow with the number
   }
   const r = await copy.copyIn('COPY stream FROM STDIN', gen());
   assert.equal(r.tag, `COPY ${CHUNKS * ROWS}`);
-  // ~30 MB streamed between the two samples; the proxy (in this process) keeps none of it.
+  // ~22 MB streamed between the two samples; the proxy (in this process) keeps none of it.
   const growth = heap[1]! - heap[0]!;
   assert.ok(growth < 8 * 1024 * 1024, `heap grew ${(growth / 1048576).toFixed(1)} MB`);
 });
