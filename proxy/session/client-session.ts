@@ -162,6 +162,8 @@ export class ClientSession implements ServerSink, SessionHandle {
   private txPrefix: Buffer[] = [];
   /** A distributed COMMIT/ROLLBACK is running its internal round trips. */
   private orchestrating = false;
+  /** SQL PREPARE ran inside the transaction: its servers hold client state and are not pooled again. */
+  private sqlPrepared = false;
   /** A statement waiting for a cutover hold on its range to be released. */
   private deferred: FrontendMessage[] | null = null;
   /** What the open transaction touched: (key space, hash) of keyed statements, or whole key spaces. */
@@ -493,11 +495,21 @@ export class ClientSession implements ServerSink, SessionHandle {
           this.write(bw.readyForQuery(this.txStatus()));
           return true;
         }
+        if (this.txStatus() !== 'I') return false;
         throw new SessionError('SQL_PREPARE_IN_TRANSACTION_POOLING', 'SQL-level PREPARE/EXECUTE/DEALLOCATE do not survive transaction pooling', {
           sqlstate: '0A000', hint: 'use protocol-level prepared statements (every driver does), or pool.mode: session',
         });
       case 'prepare':
       case 'execute':
+        // Inside a transaction the server stays ours (pg_dump PREPAREs its catalog queries there);
+        // the statement would outlive it, so that server is closed instead of pooled afterwards.
+        if (this.txStatus() !== 'I') {
+          this.sqlPrepared = true;
+          return false;
+        }
+        throw new SessionError('SESSION_STATE_IN_TRANSACTION_POOLING', `${plan.op.toUpperCase()} outside a transaction block needs a dedicated server session, which transaction pooling does not give`, {
+          sqlstate: '0A000', hint: 'use protocol-level prepared statements, run it inside BEGIN … COMMIT, or pool.mode: session',
+        });
       case 'listen':
       case 'unlisten':
         throw new SessionError('SESSION_STATE_IN_TRANSACTION_POOLING', `${plan.op.toUpperCase()} needs a dedicated server session, which transaction pooling does not give`, {
@@ -900,9 +912,11 @@ export class ClientSession implements ServerSink, SessionHandle {
     for (const [shardId, link] of this.links) {
       if (link.server.txStatus === 'I' && link.head >= link.steps.length) {
         this.detach(shardId, link);
-        this.ctx.pool(shardId).release(link.server);
+        if (this.sqlPrepared) this.ctx.pool(shardId).discard(link.server);
+        else this.ctx.pool(shardId).release(link.server);
       }
     }
+    if (this.links.size === 0) this.sqlPrepared = false;
   }
 
   private detach(shardId: number, link: Link): void {

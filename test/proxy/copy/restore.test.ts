@@ -22,7 +22,8 @@ let plain: TestCluster;
 
 before(async () => {
   if (missing) return;
-  [custom, plain] = await Promise.all([startTestCluster({ shards: 2, poolSize: 3 }), startTestCluster({ shards: 2, poolSize: 3 })]);
+  // custom allows transactions across shards: pg_dump reads every table in one snapshot transaction.
+  [custom, plain] = await Promise.all([startTestCluster({ shards: 2, poolSize: 3, twoPhaseCommit: true }), startTestCluster({ shards: 2, poolSize: 3 })]);
   // The original: one plain Postgres database (a migration into pgtide).
   await (await custom.catalog.client()).query('CREATE DATABASE src');
   sourceUrl = custom.catalog.url('src');
@@ -109,4 +110,17 @@ test('plain SQL dump loaded with psql through the proxy', { skip: missing ? `${m
   await psql(files[1]!);
   await psql(files[2]!);
   await check(plain);
+});
+
+test('pg_dump *through the proxy* of a sharded cluster restores through the proxy into another empty cluster', { skip: missing ? `${missing} not installed` : false }, async (t) => {
+  // Needs the first test's restored, sharded data in `custom`.
+  const third = await startTestCluster({ shards: 2, poolSize: 3 });
+  t.after(() => third.stop());
+  const file = join(dir, 'through-proxy.dump');
+  await run('pg_dump', ['-d', custom.url, '-Fc', '-f', file]);
+  await run('pg_restore', ['--section=pre-data', '-d', third.url, '--exit-on-error', file]);
+  await declare(third);
+  await run('pg_restore', ['--section=data', '-d', third.url, '--exit-on-error', file]);
+  await run('pg_restore', ['--section=post-data', '-d', third.url, '--exit-on-error', file]);
+  await check(third);
 });
