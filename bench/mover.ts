@@ -18,6 +18,7 @@ async function server(): Promise<{ s: EmbeddedServer; dir: string }> {
 
 async function client(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
+  c.on('error', () => {});
   await c.connect();
   return c;
 }
@@ -30,7 +31,11 @@ export async function run(): Promise<object> {
   const rows: { method: string; rows: number; bytes: number; seconds: number; rowsPerSec: number; mbPerSec: number }[] = [];
   let cutoverPauses: number[] = [];
   try {
-    for (const s of [s0, s1]) await (await client(s.url('postgres'))).query('CREATE DATABASE app').then(() => undefined);
+    for (const s of [s0, s1]) {
+      const c = await client(s.url('postgres'));
+      await c.query('CREATE DATABASE app');
+      await c.end();
+    }
     const a = await client(s0.url('app'));
     const b = await client(s1.url('app'));
     await a.query(TABLE);
@@ -43,17 +48,18 @@ export async function run(): Promise<object> {
       FROM generate_series(1, ${ROWS * 4}) g WHERE hashint8extended(g, 0) < '${part.hi}'::int8`);
     await a.query('VACUUM ANALYZE accounts');
     const n = Number((await a.query('SELECT count(*) AS n FROM accounts')).rows[0].n);
-    const mover = new Mover({ catalog, settings: { graceMs: 0, chunkRows: 20000, maxChunkRows: 50000 } });
+    const mover = new Mover({ catalog, settings: { graceMs: 0, chunkRows: 20000, maxChunkRows: 50000, cutoverBudgetMs: 1000, latencyFactor: Number(process.env.PGTIDE_BENCH_MOVER_THROTTLE ?? Infinity) },
+      ...(process.env.PGTIDE_BENCH_TRACE ? { hooks: { onStep: (id: number, step: string) => void process.stderr.write(`job ${id} ${step}\n`) }, log: { info: (o: object, m: string) => process.stderr.write(`${m} ${JSON.stringify(o)}\n`), warn: () => {} } } : {}) });
     for (let round = 0; round < ROUNDS; round++) {
       // Baseline: the plain pipe into an empty copy of the table (same indexes) on the target.
-      await b.query('DROP TABLE IF EXISTS pipe_copy; CREATE TABLE pipe_copy (id int8 PRIMARY KEY, balance int8 NOT NULL, note text)');
+      // Rounds alternate direction: the rows are on shard 0 in even rounds, on shard 1 in odd ones.
+      const [src, dst] = round % 2 === 0 ? [a, b] : [b, a];
+      await dst.query('DROP TABLE IF EXISTS pipe_copy; CREATE TABLE pipe_copy (id int8 PRIMARY KEY, balance int8 NOT NULL, note text)');
       const t0 = performance.now();
-      const p = await copyPipe(a, 'COPY accounts TO STDOUT', b, 'COPY pipe_copy FROM STDIN');
+      const p = await copyPipe(src, 'COPY accounts TO STDOUT', dst, 'COPY pipe_copy FROM STDIN');
       const ps = (performance.now() - t0) / 1000;
       rows.push({ method: 'COPY pipe', rows: p.rows, bytes: p.bytes, seconds: ps, rowsPerSec: p.rows / ps, mbPerSec: p.bytes / ps / 1e6 });
-      // The move there (odd rounds move it back, so each round starts with the rows on one side).
-      const from = round % 2 === 0 ? a : b;
-      void from;
+      // The move there (odd rounds move it back).
       const target = round % 2 === 0 ? 1 : 0;
       const job = await mover.startMove(part.id, target);
       const t1 = performance.now();
