@@ -912,6 +912,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     for (const [shardId, link] of this.links) {
       if (link.server.txStatus === 'I' && link.head >= link.steps.length) {
         this.detach(shardId, link);
+        // It may have been paused for this client's back-pressure; the next client needs it flowing.
+        link.server.socket.resume();
         if (this.sqlPrepared) this.ctx.pool(shardId).discard(link.server);
         else this.ctx.pool(shardId).release(link.server);
       }
@@ -1231,7 +1233,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     } else {
       for (const s of shards) perShard.set(s, msg.bytes);
     }
-    const kind: FanOut['kind'] = plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows';
+    const kind: FanOut['kind'] = plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows';
     this.startFanOut([...perShard.keys()], kind, (link) => {
       this.prepareLink(link);
       link.server.unnamedKey = null;
@@ -1626,7 +1628,7 @@ export class ClientSession implements ServerSink, SessionHandle {
             this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, rewritten.planned), scatter, { describeToClient: rewritten.describeToClient });
             return;
           }
-          this.startFanOut(t.shards, plan.kind === 'broadcast' && plan.reason === 'ddl' ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
+          this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
           return;
         }
         // Statements that need no particular shard (BEGIN, SET…) follow the others in the batch.

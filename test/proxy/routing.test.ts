@@ -216,3 +216,15 @@ test('admin SHOW commands answer with rows', async () => {
   assert.equal(reload.command, 'RELOAD');
   await assert.rejects(admin.query('SELECT 1'), (e: Error & { code?: string; hint?: string }) => e.code === '42601' && /application database/.test(e.hint ?? ''));
 });
+
+test('a reference table is written to every shard, reports its own row count, and reads from one', async () => {
+  await app.query('CREATE TABLE countries (code text PRIMARY KEY, name text)');
+  await admin.query('REFERENCE TABLE countries');
+  const ins = await app.query("INSERT INTO countries (code, name) VALUES ('fr', 'France'), ('jp', 'Japan')");
+  assert.equal(ins.rowCount, 2, 'the count of one copy, not the sum over shards');
+  for (const i of [0, 1]) {
+    assert.equal((await (await cluster.shard(i)).query('SELECT count(*)::int AS n FROM countries')).rows[0].n, 2, `shard ${i} has a full copy`);
+  }
+  const r = await app.query("SELECT name FROM countries WHERE code = 'jp'");
+  assert.deepEqual(r.rows, [{ name: 'Japan' }]);
+});
