@@ -13,15 +13,17 @@ const SETTINGS: Partial<MoverSettings> = { chunkRows: 150, graceMs: 200, cutover
 /** Where the child may die; one is drawn at random per run (printed), plus the fence window every time. */
 const KILL_POINTS = ['state:preparing', 'chunk#2', 'state:catching_up', 'cutover:holdTraffic', 'cutover:drainFinalChanges', 'cutover:switchRouting', 'cleanup-chunk'];
 
-function runChild(catalogUrl: string, jobId: number, dieAt: string): Promise<NodeJS.Signals | number | null> {
+function runChild(catalogUrl: string, jobId: number, dieAt: string): Promise<NodeJS.Signals | string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'run', catalogUrl, String(jobId), JSON.stringify(SETTINGS)], {
-      env: { ...process.env, PGTIDE_MOVER_DIE_AT: dieAt }, stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, PGTIDE_MOVER_DIE_AT: dieAt }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';
+    let out = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code, signal) => (signal ? resolve(signal) : code === 0 ? resolve(code) : reject(new Error(`child exited ${code}: ${err}`))));
+    child.on('exit', (code, signal) => (signal ? resolve(signal) : code === 0 ? resolve(`exit 0: ${out.trim()} ${err.slice(-600)}`) : reject(new Error(`child exited ${code}: ${err}`))));
   });
 }
 
@@ -33,6 +35,8 @@ describe('mover kill/resume', () => {
 
   before(async () => {
     cluster = await startTestCluster({ shards: 2 });
+    // These tests drive their own Mover (own settings, own kill points): the proxy leader's loop stays out.
+    cluster.proxy.mover.runPending = async () => [];
     shards = [await cluster.shard(0), await cluster.shard(1)];
     for (const s of shards) await s.query(DDL);
     await cluster.proxy.catalog.shardTable('accounts', 'id', 'int8', { partitions: 4 });

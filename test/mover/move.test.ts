@@ -17,6 +17,8 @@ describe('mover', () => {
 
   before(async () => {
     cluster = await startTestCluster({ shards: 2 });
+    // These tests drive their own Mover (own settings, own kill points): the proxy leader's loop stays out.
+    cluster.proxy.mover.runPending = async () => [];
     shards = [await cluster.shard(0), await cluster.shard(1)];
     for (const s of shards) await s.query(DDL);
     const catalog = cluster.proxy.catalog;
