@@ -36,6 +36,8 @@ export interface RunProxyOptions {
   recordIntervalMs?: number;
   heartbeatMs?: number;
   deadAfterMs?: number;
+  /** Run redistribution jobs when leader (default). Tests that drive the mover themselves turn it off. */
+  runJobs?: boolean;
   /** Mover knobs (tests shorten grace periods). */
   moverSettings?: Partial<MoverSettings>;
   /** How old an undecided prepared transaction must be before recovery rolls it back. */
@@ -158,7 +160,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
             .catch((err: Error) => log.warn({ err: err.message }, 'two-phase recovery failed'));
         }
         // Jobs run on the leader, in the background: a long copy never delays the heartbeat.
-        if (!moverRunning) {
+        if (opts.runJobs !== false && !moverRunning) {
           moverRunning = true;
           void mover.runPending().catch((err: Error) => log.warn({ err: err.message }, 'mover pass failed')).finally(() => (moverRunning = false));
         }

@@ -27,7 +27,7 @@ export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-password';
 export const APP_DB = 'app';
 
-export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number; twoPhaseCommit?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number; twoPhaseCommit?: boolean; runJobs?: boolean } = {}): Promise<TestCluster> {
   const n = opts.shards ?? 2;
   const servers = await Promise.all([
     startTestServer(),
@@ -58,7 +58,8 @@ export async function startTestCluster(opts: { shards?: number; poolMode?: PoolM
       twoPhaseCommit: opts.twoPhaseCommit ?? false,
     };
     const log = pino({ level: process.env.PGTIDE_TEST_LOG ?? 'silent' }, pino.destination(2));
-    proxy = await runProxy(config, log, { recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
+    // Jobs are run by the test that creates them (mover tests drive runJob themselves), unless asked.
+    proxy = await runProxy(config, log, { recordIntervalMs: opts.recordIntervalMs ?? 10_000, runJobs: opts.runJobs ?? false });
     const url = `postgres://${APP_USER}:${APP_PASSWORD}@127.0.0.1:${proxy.port}/${APP_DB}`;
     const running = proxy;
     const connect = async (cfg: pg.ClientConfig) => {
