@@ -1,20 +1,17 @@
 // Many proxies, one routing table: versions announced to every proxy, dead proxies, leader lease, load history.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import pino from 'pino';
 import { freePort } from '../../cli/embedded-server.js';
 import { runProxy, type RunningProxy } from '../../cli/run-proxy.js';
 import { hashKey } from '../../config/hash.js';
 import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/postgres.js';
+import { killAllPgtideProcesses, startPgtideProcess } from '../helpers/pgtide-process.js';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
-const children = new Set<ChildProcess>();
 const clients: pg.Client[] = [];
 let catalog: TestServer;
 let shards: TestServer[];
@@ -28,7 +25,7 @@ before(async () => {
 });
 after(async () => {
   for (const c of clients) await c.end().catch(() => {});
-  for (const c of children) c.kill('SIGKILL');
+  killAllPgtideProcesses();
   await stopAllTestServers();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -43,24 +40,6 @@ function configYaml(port: number, httpPort: number, catalogDb: string): string {
     `http: {host: 127.0.0.1, port: ${httpPort}}`,
     'pool: {size: 4}',
   ].join('\n') + '\n';
-}
-
-/** Start `pgtide` as a child process; resolves with its port once it printed the ready line. */
-function startProcess(args: string[]): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  proc.on('exit', () => children.delete(proc));
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /pgtide ready: postgres:\/\/[^@]+@127\.0\.0\.1:(\d+)\//.exec(out);
-      if (m) resolve({ proc, port: Number(m[1]) });
-    });
-    proc.on('exit', (code) => reject(new Error(`pgtide exited (${code}): ${stderr.slice(-1500)}`)));
-  });
 }
 
 async function connect(port: number, database = 'app'): Promise<pg.Client> {
@@ -85,8 +64,8 @@ test('a split on proxy A is routed by proxy B within 1 s; killing the leader mov
   await (await catalog.client()).query('CREATE DATABASE cat1');
   const cfg = join(dir, 'a.yaml');
   writeFileSync(cfg, configYaml(await freePort(), await freePort(), 'cat1'));
-  const a = await startProcess(['--config', cfg]);
-  const b = await startProcess(['--join', catalog.url('cat1'), '--port', String(await freePort()), '--http-port', String(await freePort())]);
+  const a = await startPgtideProcess(['--config', cfg]);
+  const b = await startPgtideProcess(['--join', catalog.url('cat1'), '--port', String(await freePort()), '--http-port', String(await freePort())]);
   const appA = await connect(a.port);
   await appA.query('CREATE TABLE events (id bigint, payload text)');
   const adminA = await connect(a.port, 'pgtide');

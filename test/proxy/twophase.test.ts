@@ -1,19 +1,16 @@
 // Transactions across shards with two-phase commit: atomic commit and rollback, and recovery after a proxy crash.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort } from '../../cli/embedded-server.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { killAllPgtideProcesses, startPgtideProcess } from '../helpers/pgtide-process.js';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 let cluster: TestCluster;
 let keyOn: [number, number];
-const children = new Set<ChildProcess>();
 let dir: string;
 
 before(async () => {
@@ -35,7 +32,7 @@ before(async () => {
   for (const k of keyOn) await app.query('INSERT INTO ledger (id, amount) VALUES ($1, 100)', [k]);
 });
 after(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killAllPgtideProcesses();
   await cluster?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -103,23 +100,6 @@ test('without two-phase commit a second shard in a transaction is refused with 0
   await assert.rejects(c.query('SET pgtide.two_phase_commit = maybe'), (e: Error & { code?: string }) => e.code === '22023');
 });
 
-function startProxy(config: string, env: Record<string, string>): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  children.add(proc);
-  proc.on('exit', () => children.delete(proc));
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /pgtide ready: postgres:\/\/[^@]+@127\.0\.0\.1:(\d+)\//.exec(out);
-      if (m) resolve({ proc, port: Number(m[1]) });
-    });
-    proc.on('exit', (code) => reject(new Error(`proxy exited (${code}): ${err.slice(-1000)}`)));
-  });
-}
-
 for (const [when, expectCommitted] of [['after-prepare', false], ['after-decision', true]] as const) {
   test(`a proxy killed ${when}: the leader (or the next proxy to start) resolves it, ${expectCommitted ? 'committed' : 'rolled back'} on every shard`, async () => {
     const before = await amounts();
@@ -133,7 +113,7 @@ for (const [when, expectCommitted] of [['after-prepare', false], ['after-decisio
       'http: {host: 127.0.0.1, port: 0}',
       'two_phase_commit: true',
     ].join('\n') + '\n');
-    const crashing = await startProxy(file, { PGTIDE_TEST_CRASH: when });
+    const crashing = await startPgtideProcess(['--config', file], { PGTIDE_TEST_CRASH: when });
     const c = new pg.Client({ host: '127.0.0.1', port: crashing.port, user: 'app', password: 'app-password', database: 'app' });
     c.on('error', () => {});
     await c.connect();
