@@ -9,9 +9,12 @@
 // Throttle: before the copy, a probe query (a key lookup on the source) is timed a few times; its
 // median is the baseline, and the bound is `latencyFactor` × baseline (never closer to the
 // baseline than `latencyFloorMs`). During every chunk the probe runs once more, concurrently with
-// the chunk; over the bound the chunk size halves and a pause between chunks doubles, under it
-// they recover (×1.25, ÷2). The copy never runs faster than the source can take with foreground
-// latency inside the bound.
+// the chunk. The decision uses the median of the last PROBE_WINDOW probes, not the last one: on a
+// shared 2-core machine single probes spike for reasons that have nothing to do with the copy
+// (CI once starved a move to 100-row chunks with 1 s pauses on one-off spikes and it never
+// recovered inside the test's timeout). Median over the bound: the chunk size halves and the pause
+// between chunks doubles; under it they recover (×1.25, ÷2). The copy never runs faster than the
+// source can take with foreground latency inside the bound.
 import type pg from 'pg';
 import { MOVER_SCHEMA } from './capture.js';
 import { copyPipe, copyTextField } from './copy-protocol.js';
@@ -109,7 +112,8 @@ export class Throttle {
   observe(probeMs: number): void {
     const s = this.state;
     s.lastProbeMs = probeMs;
-    if (probeMs > s.boundMs) {
+    s.recentMs = [...(s.recentMs ?? []), probeMs].slice(-PROBE_WINDOW);
+    if (median(s.recentMs) > s.boundMs) {
       s.throttledChunks++;
       s.chunkRows = Math.max(this.opts.minChunkRows, Math.floor(s.chunkRows / 2));
       s.delayMs = Math.min(this.opts.maxDelayMs, Math.max(10, s.delayMs * 2));
@@ -118,6 +122,14 @@ export class Throttle {
       s.delayMs = s.delayMs < 2 ? 0 : s.delayMs / 2;
     }
   }
+}
+
+/** Probes whose median decides; odd, so the median is one of them. */
+export const PROBE_WINDOW = 5;
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** Time one run of the probe query (milliseconds). */
@@ -130,8 +142,7 @@ export async function probe(pool: pg.Pool, t: MoveTable, key: string | null): Pr
 export async function baselineLatency(pool: pg.Pool, t: MoveTable, samples = 7): Promise<number> {
   const xs: number[] = [];
   for (let i = 0; i < samples; i++) xs.push(await probe(pool, t, null));
-  xs.sort((a, b) => a - b);
-  return xs[Math.floor(xs.length / 2)]!;
+  return median(xs);
 }
 
 /** Rows of the range, estimated from the planner's statistics (for the ETA; no scan). */

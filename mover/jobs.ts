@@ -18,6 +18,8 @@ export interface ThrottleState {
   baselineMs: number;
   boundMs: number;
   lastProbeMs: number;
+  /** The last few probes (the throttle decides on their median). */
+  recentMs?: number[];
   chunkRows: number;
   delayMs: number;
   throttledChunks: number;

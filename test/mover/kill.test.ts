@@ -9,7 +9,7 @@ import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { checkInvariants, DDL, Ledger, preload, rangeCount, RoutingView, startWriters } from './workload.js';
 
 const CLI = fileURLToPath(new URL('../../mover/cli.js', import.meta.url));
-const SETTINGS: Partial<MoverSettings> = { chunkRows: 150, graceMs: 200, cutoverBudgetMs: 1500, retryDelayMs: 100, drainBatch: 500, lagBound: 50, verifyChunkRows: 300, latencyFloorMs: 50 };
+const SETTINGS: Partial<MoverSettings> = { chunkRows: 150, graceMs: 200, cutoverBudgetMs: 1500, retryDelayMs: 100, drainBatch: 500, lagBound: 50, verifyChunkRows: 300, latencyFloorMs: 50, maxDelayMs: 100 };
 /** Where the child may die; one is drawn at random per run (printed), plus the fence window every time. */
 const KILL_POINTS = ['state:preparing', 'chunk#2', 'state:catching_up', 'cutover:holdTraffic', 'cutover:drainFinalChanges', 'cutover:switchRouting', 'cleanup-chunk'];
 

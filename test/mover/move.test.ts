@@ -7,7 +7,8 @@ import { InProcessRoutingControl, JobState, Mover, NoProxyRoutingControl, type M
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { checkInvariants, DDL, FENCE, Ledger, preload, rangeCount, RoutingView, startWriters } from './workload.js';
 
-const SETTINGS: Partial<MoverSettings> = { chunkRows: 200, graceMs: 300, cutoverBudgetMs: 1500, retryDelayMs: 100, lockTimeoutMs: 2000, drainBatch: 500, lagBound: 50, verifyChunkRows: 300 };
+// Correctness tests on a shared CI machine: the throttle (tested on its own in throttle.test) is kept loose.
+const SETTINGS: Partial<MoverSettings> = { chunkRows: 200, graceMs: 300, cutoverBudgetMs: 1500, retryDelayMs: 100, lockTimeoutMs: 2000, drainBatch: 500, lagBound: 50, verifyChunkRows: 300, latencyFloorMs: 50, maxDelayMs: 100 };
 
 describe('mover', () => {
   let cluster: TestCluster;

@@ -23,7 +23,7 @@ before(async () => {
       auth: 'scram-sha-256', pool: { mode: 'transaction', size: 6, waitTimeoutMs: 20000, idleTimeoutMs: 60000 }, catalog: catalog.url('postgres'),
       shards: shards.map((s) => s.url('app')), tables: { sharded: [], reference: [] }, partitions: 4, http: { host: '127.0.0.1', port: 0 },
       routeCacheSize: 1000, logLevel: 'warn', twoPhaseCommit: true,
-    }, log, { moverSettings: { graceMs: 300, chunkRows: 200, cutoverBudgetMs: 500 } }));
+    }, log, { moverSettings: { graceMs: 300, chunkRows: 200, cutoverBudgetMs: 500, latencyFloorMs: 50, maxDelayMs: 100 } }));
   }
 });
 after(async () => {

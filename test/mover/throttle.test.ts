@@ -1,0 +1,36 @@
+// The backfill throttle, as a pure state machine fed probe latencies.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PROBE_WINDOW, Throttle, type ThrottleOptions } from '../../mover/backfill.js';
+
+const OPTS: ThrottleOptions = { chunkRows: 1000, minChunkRows: 100, maxChunkRows: 50000, latencyFactor: 2, latencyFloorMs: 2, maxDelayMs: 1000 };
+
+test('the bound is factor × baseline, never closer to the baseline than the floor', () => {
+  assert.equal(new Throttle(OPTS, 10, undefined).state.boundMs, 20);
+  assert.equal(new Throttle(OPTS, 0.3, undefined).state.boundMs, 2.3);
+});
+
+test('one spike does not throttle; a sustained rise does, and the copy recovers when it ends', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  for (let i = 0; i < 4; i++) t.observe(1);
+  t.observe(500);
+  assert.equal(t.state.throttledChunks, 0, 'a single spike is outvoted by the window');
+  assert.equal(t.state.delayMs, 0);
+  assert.ok(t.state.chunkRows > 1000, 'chunks grew while latency was inside the bound');
+  for (let i = 0; i < 10; i++) t.observe(50);
+  assert.ok(t.state.throttledChunks >= 10 - Math.floor(PROBE_WINDOW / 2), `throttled ${t.state.throttledChunks} chunks`);
+  assert.equal(t.state.chunkRows, OPTS.minChunkRows, 'chunks shrink to the minimum');
+  assert.equal(t.state.delayMs, OPTS.maxDelayMs, 'pauses grow to the maximum');
+  for (let i = 0; i < 20; i++) t.observe(1);
+  assert.equal(t.state.delayMs, 0, 'pauses go away once latency is back');
+  assert.ok(t.state.chunkRows > 1000, `chunks grow back (${t.state.chunkRows})`);
+});
+
+test('a resumed job keeps its throttle state but takes the new baseline', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  for (let i = 0; i < 5; i++) t.observe(100);
+  const resumed = new Throttle(OPTS, 40, t.state);
+  assert.equal(resumed.state.boundMs, 80);
+  assert.equal(resumed.state.chunkRows, t.state.chunkRows);
+  assert.equal(resumed.state.delayMs, t.state.delayMs);
+});
