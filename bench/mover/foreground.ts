@@ -1,0 +1,104 @@
+// Foreground latency during a move vs before it: the same steady client load through the proxy
+// (reads, writes, short transactions over every partition's keys) measured for N seconds with no
+// job running, then during the copy phase of a bigger move (one partition filled to R rows), with
+// the mover's default throttle. Rounds alternate the move's direction. Per round: client-side p50
+// and p99 of every operation that started in the window, the ratio of the p99s (issue 6 asks
+// ≤ 2×), and the throttle's state at the end of the copy (chunk size, delay, throttled chunks).
+import type { Mover } from '../../mover/index.js';
+import type { BenchCluster } from './cluster.js';
+import { startedIn, startLoad, type LoadOptions, type LoadRecords } from './load.js';
+import { fmt, median, nowMs, quantile, round } from './stats.js';
+import type { StepClock } from './timeline.js';
+
+export interface ForegroundBenchOptions {
+  rounds: number;
+  beforeMs: number;
+  partitionId: number;
+  /** Rows the moving partition is filled to (besides the load's own keys). */
+  rows: number;
+  /** ids 1..baseRows hold the load's keys. */
+  baseRows: number;
+  partitions: number;
+  keys: number[];
+  movingKeys: number[];
+  load: Omit<LoadOptions, 'url' | 'movingKeys' | 'otherKeys' | 'movingShare'>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: StepClock, o: ForegroundBenchOptions): Promise<object> {
+  const say = (l: string) => process.stdout.write(`${l}\n`);
+  // Fill the partition to `rows` rows on its current owner, with ids above the load's keys.
+  const part = cl.partitions().find((p) => p.id === o.partitionId)!;
+  const owner = await cl.shard(part.shardId);
+  const candidates = Math.ceil(o.rows * o.partitions * 1.1);
+  await owner.query(`INSERT INTO accounts SELECT g, 0, md5(g::text) || md5((g * 7)::text) FROM generate_series($1::int8, $2::int8) g
+    WHERE hashint8extended(g, 0) >= $3::int8 AND hashint8extended(g, 0) < $4::numeric`, [o.baseRows + 1, o.baseRows + candidates, part.lo.toString(), part.hi.toString()]);
+  await owner.query('VACUUM ANALYZE accounts');
+  const n = Number((await owner.query('SELECT count(*) AS n FROM accounts WHERE hashint8extended(id, 0) >= $1::int8 AND hashint8extended(id, 0) < $2::numeric', [part.lo.toString(), part.hi.toString()])).rows[0].n);
+  const moving = new Set(o.movingKeys);
+  const others = o.keys.filter((k) => !moving.has(k));
+  const share = o.movingKeys.length / o.keys.length;
+  say(`foreground: ${o.load.rate} ops/s on ${o.load.clients} clients over all ${o.keys.length} keys (${Math.round(share * 100)} % on the moving partition); ` +
+    `${o.beforeMs / 1000} s before each move, then the copy phase of a move of partition ${o.partitionId} (${n} rows); default throttle (latencyFactor ${mover.settings.latencyFactor}, ` +
+    `floor ${mover.settings.latencyFloorMs} ms, chunk ${mover.settings.chunkRows} rows, max delay ${mover.settings.maxDelayMs} ms); ${o.rounds} rounds`);
+  const load = await startLoad({ ...o.load, url: cl.url, movingKeys: o.movingKeys, otherKeys: others, movingShare: share });
+  const rounds: { before: [number, number]; copy: [number, number]; job: [number, number]; jobId: number; from: number; to: number; throttle: unknown; chunks: number; rowsCopied: number }[] = [];
+  let records: LoadRecords;
+  try {
+    await sleep(1000);
+    for (let r = 0; r < o.rounds; r++) {
+      const b0 = nowMs();
+      await sleep(o.beforeMs);
+      const b1 = nowMs();
+      const p = cl.partitions().find((x) => x.id === o.partitionId)!;
+      const target = p.shardId === 0 ? 1 : 0;
+      const job = await mover.startMove(o.partitionId, target);
+      const j0 = nowMs();
+      const done = await mover.runJob(job.id);
+      const j1 = nowMs();
+      if (done.state !== 'done') throw new Error(`foreground bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
+      const d = await mover.jobDetail(job.id);
+      const c0 = clock.first(job.id, 'state:copying') ?? j0;
+      const c1 = clock.first(job.id, 'state:catching_up') ?? j1;
+      rounds.push({ before: [b0, b1], copy: [c0, c1], job: [j0, j1], jobId: job.id, from: p.shardId, to: target, throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied });
+      say(`  round ${r + 1}: job ${job.id} shard ${p.shardId} → ${target}, copy ${fmt((c1 - c0) / 1000, 2)} s, whole job ${fmt((j1 - j0) / 1000, 2)} s`);
+      await sleep(1000);
+    }
+  } finally {
+    records = await load.stop().catch(async (err: unknown) => {
+      await load.kill();
+      throw err;
+    });
+  }
+  const q = (xs: number[]) => ({ n: xs.length, p50: round(quantile(xs, 0.5), 2), p99: round(quantile(xs, 0.99), 2), max: round(Math.max(...xs), 1) });
+  const out = rounds.map((r, i) => {
+    const before = q(startedIn(records, r.before[0], r.before[1]));
+    const copy = q(startedIn(records, r.copy[0], r.copy[1]));
+    const job = q(startedIn(records, r.job[0], r.job[1]));
+    const copyMoving = q(startedIn(records, r.copy[0], r.copy[1], (k) => records.moving[k] === 1));
+    const beforeMoving = q(startedIn(records, r.before[0], r.before[1], (k) => records.moving[k] === 1));
+    return { round: i + 1, jobId: r.jobId, from: r.from, to: r.to, copySeconds: round((r.copy[1] - r.copy[0]) / 1000, 2), rowsCopied: r.rowsCopied,
+      before, duringCopy: copy, wholeJob: job, beforeMovingRange: beforeMoving, duringCopyMovingRange: copyMoving,
+      p99Ratio: round(copy.p99 / before.p99, 2), throttle: r.throttle, chunks: r.chunks };
+  });
+  say('');
+  say(`${'round'.padEnd(6)}${'window'.padEnd(22)}${'ops'.padStart(7)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'max ms'.padStart(9)}`);
+  for (const r of out) {
+    const line = (name: string, x: { n: number; p50: number; p99: number; max: number }) =>
+      say(`${String(r.round).padEnd(6)}${name.padEnd(22)}${String(x.n).padStart(7)}${fmt(x.p50, 2).padStart(9)}${fmt(x.p99, 2).padStart(9)}${fmt(x.max, 1).padStart(9)}`);
+    line('before the move', r.before);
+    line('during the copy', r.duringCopy);
+    line('whole job', r.wholeJob);
+    line('  moving range, before', r.beforeMovingRange);
+    line('  moving range, copy', r.duringCopyMovingRange);
+    const t = r.throttle as { chunkRows?: number; delayMs?: number; throttledChunks?: number; baselineMs?: number; boundMs?: number; lastProbeMs?: number } | null;
+    say(`      p99 during copy / before: ${fmt(r.p99Ratio, 2)}x; throttle at the end of the copy: chunk ${t?.chunkRows ?? '-'} rows, delay ${fmt(t?.delayMs ?? NaN, 0)} ms, ` +
+      `${t?.throttledChunks ?? '-'} of ${r.chunks} chunks throttled, probe baseline ${fmt(t?.baselineMs ?? NaN, 2)} ms, bound ${fmt(t?.boundMs ?? NaN, 2)} ms, last probe ${fmt(t?.lastProbeMs ?? NaN, 2)} ms; ${r.rowsCopied} rows in ${fmt(r.copySeconds, 2)} s`);
+  }
+  const ratio = median(out.map((r) => r.p99Ratio));
+  const failed = records.failed.reduce((a, f) => a + f, 0);
+  say(`foreground p99 during the copy / before the move, median over rounds: ${fmt(ratio, 2)}x (target ≤ 2x); client errors: ${failed}${failed ? ` ${JSON.stringify(records.errors)}` : ''}; late slots: ${records.late}`);
+  return { rowsInPartition: n, load: { ...o.load, keys: o.keys.length, movingShare: share, ops: records.start.length, failed, errors: records.errors, late: records.late }, beforeSeconds: o.beforeMs / 1000,
+    rounds: out, p99RatioMedian: ratio, p99BeforeMedianMs: median(out.map((r) => r.before.p99)), p99DuringCopyMedianMs: median(out.map((r) => r.duringCopy.p99)) };
+}
