@@ -16,6 +16,7 @@ import { sampleShardStats } from '../proxy/cluster/shard-stats.js';
 import { StatusServer } from '../proxy/http/status-server.js';
 import { TwoPhaseCoordinator } from '../proxy/twophase/coordinator.js';
 import { Autopilot } from '../autopilot/index.js';
+import type { Clock } from '../config/clock.js';
 
 export interface RunningProxy {
   server: ProxyServer;
@@ -42,6 +43,11 @@ export interface RunProxyOptions {
   moverSettings?: Partial<MoverSettings>;
   /** How old an undecided prepared transaction must be before recovery rolls it back. */
   twoPhaseGraceMs?: number;
+  /**
+   * The time of the recorder's buckets and of the autopilot (forecasts, plans, cooldowns); the
+   * wall clock unless a test compresses it. Leases, heartbeats and the mover keep real time.
+   */
+  clock?: Clock;
 }
 
 /** Admin work on shards goes through small dedicated pools, never through the client pools. */
@@ -139,6 +145,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     autopilot = new Autopilot({
       mover: { startMove: (p, t) => mover.startMove(p, t) },
       catalog, log,
+      ...(opts.clock ? { now: () => opts.clock!.now() } : {}),
       queryShard: (id, sql, params) => backend.queryShard(id, sql, params),
       async announce(version) {
         await backend.reload();
@@ -146,7 +153,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         return behind.length === 0 ? ['every live proxy routes by it'] : [`not yet acknowledged by ${behind.map((p) => `proxy ${p.id}`).join(', ')}`];
       },
     });
-    server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000 });
+    server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000, ...(opts.clock ? { clock: opts.clock } : {}) });
     const port = await server.listen(config.listen.host, config.listen.port);
     let lastStats = 0;
     member = new ClusterMember({

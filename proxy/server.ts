@@ -6,6 +6,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ProxyConfig, UserConfig } from '../config/config-file.js';
 import { RoutingIndex } from '../config/routing.js';
+import { wallClock, type Clock } from '../config/clock.js';
 import type { RoutingTable } from '../config/types.js';
 import { ServerConnection, sendCancel } from './backend/server-connection.js';
 import type { ProxyContext, ProxyCounters, SessionHandle } from './context.js';
@@ -32,9 +33,11 @@ export interface ProxyServerOptions {
   routing: RoutingTable;
   log: Logger;
   admin: AdminBackend;
-  /** Access recording (default on) and its interval. */
+  /** Access recording (default on) and its interval (real ms). */
   record?: boolean;
   recordIntervalMs?: number;
+  /** The time recorded load is stamped with (default the wall clock; tests compress it). */
+  clock?: Clock;
 }
 
 function parseShardUrl(url: string) {
@@ -90,7 +93,9 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.log = opts.log;
     this.index = new RoutingIndex(opts.routing);
     this.table = opts.routing;
-    this.recorder = new AccessRecorder(opts.recordIntervalMs ?? 10_000);
+    // Buckets are in the clock's time: a flush every recordIntervalMs real ms spans recordIntervalMs × scale of it.
+    const clock = opts.clock ?? wallClock;
+    this.recorder = new AccessRecorder(Math.round((opts.recordIntervalMs ?? 10_000) * clock.scale), () => clock.now());
     this.recorder.enabled = opts.record ?? true;
     this.recorder.setRouting(opts.routing);
     this.router = new Router(() => this.index, { cacheSize: config.routeCacheSize });
