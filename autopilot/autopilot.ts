@@ -130,7 +130,8 @@ export class Autopilot {
     const parts = routing.partitions.filter((p) => ksTables.has(p.keyspaceId));
     if (parts.length === 0) return null;
     const now = this.now();
-    const hist = await readLoadHistory(this.deps.catalog.pool, s.step_s, s.history_steps, now);
+    const lineage = await this.store.lineage(now - (s.history_steps + 1) * s.step_s * 1000);
+    const hist = await readLoadHistory(this.deps.catalog.pool, s.step_s, s.history_steps, now, lineage);
     const restores = await this.store.restoreRequests();
     const events = await this.allEvents(s);
     if (hist.series.size === 0 && restores.length === 0) return null;
@@ -165,7 +166,8 @@ export class Autopilot {
         lstmNote = stored ? 'retrained (stored model too old or for another horizon/step)' : 'trained (no stored model)';
       }
     }
-    const t0 = this.now();
+    // Durations are real time, whatever clock the autopilot runs on.
+    const t0 = performance.now();
     if (this.abort.signal.aborted) return null;
     const result = await forecastInWorker({
       inputs,
@@ -174,8 +176,8 @@ export class Autopilot {
         lstm: s.lstm === 'off' ? false : pretrained !== undefined ? { pretrained } : { epochs: s.lstm_epochs, samples: s.lstm_samples },
       },
     }, undefined, this.abort.signal);
-    const ms = this.now() - t0;
-    if (result.lstmModel && pretrained === undefined) await this.store.saveModel(MODEL_NAME, s.horizon, s.step_s, result.lstmModel);
+    const ms = performance.now() - t0;
+    if (result.lstmModel && pretrained === undefined) await this.store.saveModel(MODEL_NAME, s.horizon, s.step_s, result.lstmModel, now);
     if (!result.lstmModel && s.lstm === 'on') lstmNote += '; the LSTM was not used (too little history or it failed: see notes)';
     const steps: StoredStep[] = [];
     const notes = new Set<string>();
@@ -230,7 +232,7 @@ export class Autopilot {
       });
     }
     const busy = await this.store.busyPartitions();
-    const actualHist = await readLoadHistory(this.deps.catalog.pool, run.stepS, 1, now);
+    const actualHist = await readLoadHistory(this.deps.catalog.pool, run.stepS, 1, now, await this.store.lineage(now - 2 * run.stepS * 1000));
     const history: ActionRecord[] = await this.store.actions(now - Math.max(settings.cooldown_s * 1000, 86_400_000));
     const samples = await this.keySamples();
     const shards = routing.shards.filter((x) => x.state === 'active' || x.state === 'draining');
@@ -268,10 +270,11 @@ export class Autopilot {
     return new Map(rows.map((r) => [r.partition_id, { bytes: r.bytes, rows: r.rows }]));
   }
 
+  /** The last hour of key samples, on the autopilot's clock (the recorder stamps them with the same one). */
   private async keySamples(): Promise<Map<number, { hash: bigint; weight: number }[]>> {
     const { rows } = await this.deps.catalog.pool.query<{ partition_id: number; h: string; w: number }>(
       `SELECT partition_id, key_hash::text AS h, sum(weight)::float8 AS w FROM pgtide.key_samples
-        WHERE bucket > now() - interval '1 hour' GROUP BY partition_id, key_hash`);
+        WHERE bucket > to_timestamp($1::float8 / 1000) - interval '1 hour' GROUP BY partition_id, key_hash`, [this.now()]);
     const out = new Map<number, { hash: bigint; weight: number }[]>();
     for (const r of rows) {
       const list = out.get(r.partition_id) ?? [];
@@ -317,9 +320,16 @@ export class Autopilot {
       case 'split': {
         const p = resolvePartition(routing, a.partitionId, step.range.lo, step.range.hi, a.at);
         checkIdle(p.id);
+        // The left piece's share of the load by key samples: its share of the history before the split.
+        const samples = (await this.keySamples()).get(p.id) ?? [];
+        const total = samples.reduce((x, k) => x + k.weight, 0);
+        const share = total > 0 ? samples.filter((k) => k.hash < a.at).reduce((x, k) => x + k.weight, 0) / total : undefined;
         const r = await this.deps.catalog.splitPartition(p.id, a.at);
         const notices = await this.deps.announce(r.version);
-        await this.store.recordAction({ ...base, kind: 'split', partitionId: p.id, lo: p.lo, hi: p.hi, at: r.at, fromShard: p.shardId, detail: `split partition ${p.id} at ${r.at}: new partition ${r.right}` });
+        await this.store.recordAction({
+          ...base, kind: 'split', partitionId: p.id, otherPartitionId: r.right, ...(share !== undefined ? { share } : {}), lo: p.lo, hi: p.hi, at: r.at, fromShard: p.shardId,
+          detail: `split partition ${p.id} at ${r.at}: new partition ${r.right}`,
+        });
         await this.store.markApplied(plan.planId, step.n);
         return [`step ${step.n}: partition ${p.id} split at ${r.at} (new partition ${r.right}, same shard ${p.shardId}; routing version ${r.version})`, ...notices];
       }
@@ -331,7 +341,7 @@ export class Autopilot {
         const pb = routing.partitions.find((x) => x.id === a.b);
         const r = await this.deps.catalog.mergePartitions(a.a, a.b);
         const notices = await this.deps.announce(r.version);
-        await this.store.recordAction({ ...base, kind: 'merge', partitionId: r.kept, lo: minBig(pa?.lo, pb?.lo), hi: maxBig(pa?.hi, pb?.hi), detail: `merged partitions ${a.a}, ${a.b} into ${r.kept}` });
+        await this.store.recordAction({ ...base, kind: 'merge', partitionId: r.kept, otherPartitionId: r.removed, lo: minBig(pa?.lo, pb?.lo), hi: maxBig(pa?.hi, pb?.hi), detail: `merged partitions ${a.a}, ${a.b} into ${r.kept}` });
         await this.store.markApplied(plan.planId, step.n);
         return [`step ${step.n}: partitions ${a.a} and ${a.b} merged into ${r.kept} (routing version ${r.version})`, ...notices];
       }

@@ -4,8 +4,11 @@
 // which the recorder wrote nothing for any partition is missing (null: the proxies were down, the
 // predictor interpolates); a step in which it wrote rows for others but not for this partition is 0
 // (the recorder writes nothing for an idle partition). A partition's series begins at its first row.
+// With the autopilot's splits and merges (lineage.ts), the series of a piece is its range's history:
+// its share of the parent's past before the split, the removed partition's past added after a merge.
 import type pg from 'pg';
 import { loadScore } from '../predictor/index.js';
+import { applyLineage, type LineageEvent } from './lineage.js';
 
 export interface PartitionHistory {
   partitionId: number;
@@ -23,8 +26,8 @@ export interface HistoryRead {
   series: Map<number, PartitionHistory>;
 }
 
-/** Reads the last `maxSteps` complete steps before `nowMs`. */
-export async function readLoadHistory(pool: pg.Pool, stepS: number, maxSteps: number, nowMs: number): Promise<HistoryRead> {
+/** Reads the last `maxSteps` complete steps before `nowMs`, re-cut by the given splits and merges. */
+export async function readLoadHistory(pool: pg.Pool, stepS: number, maxSteps: number, nowMs: number, lineage: readonly LineageEvent[] = []): Promise<HistoryRead> {
   const stepMs = stepS * 1000;
   const endMs = Math.floor(nowMs / stepMs) * stepMs;
   const fromMs = endMs - maxSteps * stepMs;
@@ -35,7 +38,7 @@ export async function readLoadHistory(pool: pg.Pool, stepS: number, maxSteps: nu
        FROM pgtide.load_history
       WHERE bucket >= to_timestamp($1::float8 / 1000) AND bucket < to_timestamp($2::float8 / 1000)
       GROUP BY 1, 2`, [fromMs, endMs, stepMs]);
-  const series = new Map<number, PartitionHistory>();
+  const full = new Map<number, (number | null)[]>();
   const seen = new Set<number>();
   let first = Infinity;
   for (const r of rows) first = Math.min(first, Number(r.s) * stepMs);
@@ -45,19 +48,23 @@ export async function readLoadHistory(pool: pg.Pool, stepS: number, maxSteps: nu
     const i = Math.round((Number(r.s) * stepMs - startMs) / stepMs);
     if (i < 0 || i >= n) continue;
     seen.add(i);
-    let h = series.get(r.partition_id);
-    if (!h) {
-      h = { partitionId: r.partition_id, startMs, stepMs, values: new Array<number | null>(n).fill(null) };
-      series.set(r.partition_id, h);
+    let v = full.get(r.partition_id);
+    if (!v) {
+      v = new Array<number | null>(n).fill(null);
+      full.set(r.partition_id, v);
     }
-    h.values[i] = loadScore({ reads: r.reads, writes: r.writes, rows: r.rows, bytes: r.bytes, latencyMs: r.lat_ms }) / stepS;
+    v[i] = loadScore({ reads: r.reads, writes: r.writes, rows: r.rows, bytes: r.bytes, latencyMs: r.lat_ms }) / stepS;
   }
-  for (const h of series.values()) {
-    // A partition's series starts at its first row (a piece created by a split has no earlier past).
-    const firstRow = h.values.findIndex((v) => v !== null);
-    for (let i = firstRow; i < n; i++) if (h.values[i] === null && seen.has(i)) h.values[i] = 0;
-    h.values = h.values.slice(firstRow);
-    h.startMs = startMs + firstRow * stepMs;
+  for (const v of full.values()) {
+    const firstRow = v.findIndex((x) => x !== null);
+    for (let i = firstRow; i < n; i++) if (v[i] === null && seen.has(i)) v[i] = 0;
+  }
+  const series = new Map<number, PartitionHistory>();
+  for (const [id, v] of lineage.length ? applyLineage(full, startMs, stepMs, n, lineage) : full) {
+    // A partition's series starts at its first value: before it, its range had no recorded past.
+    const firstRow = v.findIndex((x) => x !== null);
+    if (firstRow < 0) continue;
+    series.set(id, { partitionId: id, startMs: startMs + firstRow * stepMs, stepMs, values: v.slice(firstRow) });
   }
   return { startMs, endMs, stepMs, series };
 }

@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import type { ScheduledEvent } from '../predictor/index.js';
 import type { ActionRecord, OverrideEntry, Plan } from '../planner/index.js';
+import type { LineageEvent } from './lineage.js';
 
 /** A stored forecast step, as SHOW FORECAST and the planner read it (load units/s). */
 export interface StoredStep {
@@ -123,11 +124,12 @@ export class AutopilotStore {
     return r ? { trainedAt: r.trained_at.getTime(), horizon: r.horizon, stepS: r.step_s, model: r.model } : null;
   }
 
-  async saveModel(name: string, horizon: number, stepS: number, model: unknown): Promise<void> {
+  /** `trainedAtMs` on the autopilot's clock, which decides when the model is too old. */
+  async saveModel(name: string, horizon: number, stepS: number, model: unknown, trainedAtMs: number): Promise<void> {
     await this.pool.query(
-      `INSERT INTO pgtide.models (name, trained_at, horizon, step_s, model) VALUES ($1, now(), $2, $3, $4)
-       ON CONFLICT (name) DO UPDATE SET trained_at = now(), horizon = EXCLUDED.horizon, step_s = EXCLUDED.step_s, model = EXCLUDED.model`,
-      [name, horizon, stepS, JSON.stringify(model)]);
+      `INSERT INTO pgtide.models (name, trained_at, horizon, step_s, model) VALUES ($1, to_timestamp($5::float8 / 1000), $2, $3, $4)
+       ON CONFLICT (name) DO UPDATE SET trained_at = EXCLUDED.trained_at, horizon = EXCLUDED.horizon, step_s = EXCLUDED.step_s, model = EXCLUDED.model`,
+      [name, horizon, stepS, JSON.stringify(model), trainedAtMs]);
   }
 
   // ---- plans
@@ -180,12 +182,27 @@ export class AutopilotStore {
   }
 
   // ---- actions (cooldowns) and the log
-  async recordAction(a: ActionRecord & { partitionId?: number; planId?: string; step?: number; detail: string }): Promise<void> {
+  /** `otherPartitionId`: a split's new right piece or a merge's removed partition; `share`: a split's left share by key samples. */
+  async recordAction(a: ActionRecord & { partitionId?: number; otherPartitionId?: number; share?: number; planId?: string; step?: number; detail: string }): Promise<void> {
     await this.pool.query(
-      `INSERT INTO pgtide.autopilot_actions (at, kind, partition_id, lo, hi, at_hash, from_shard, to_shard, plan_id, step, detail)
-       VALUES (to_timestamp($1::float8 / 1000), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      `INSERT INTO pgtide.autopilot_actions (at, kind, partition_id, lo, hi, at_hash, from_shard, to_shard, plan_id, step, detail, other_partition_id, share)
+       VALUES (to_timestamp($1::float8 / 1000), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [a.atMs, a.kind, a.partitionId ?? null, a.lo?.toString() ?? null, a.hi?.toString() ?? null, a.at?.toString() ?? null,
-        a.fromShard ?? a.shardId ?? null, a.toShard ?? null, a.planId ?? null, a.step ?? null, a.detail]);
+        a.fromShard ?? a.shardId ?? null, a.toShard ?? null, a.planId ?? null, a.step ?? null, a.detail, a.otherPartitionId ?? null,
+        a.share !== undefined && Number.isFinite(a.share) ? a.share : null]);
+  }
+
+  /** The autopilot's splits and merges since `sinceMs` that name both partitions, in order (history follows them). */
+  async lineage(sinceMs: number): Promise<LineageEvent[]> {
+    const { rows } = await this.pool.query<{ at: Date; kind: 'split' | 'merge'; partition_id: number; other_partition_id: number; share: number | null; lo: string | null; hi: string | null; at_hash: string | null }>(
+      `SELECT at, kind, partition_id, other_partition_id, share, lo::text, hi::text, at_hash::text FROM pgtide.autopilot_actions
+        WHERE kind IN ('split', 'merge') AND partition_id IS NOT NULL AND other_partition_id IS NOT NULL AND at >= to_timestamp($1::float8 / 1000)
+        ORDER BY at, id`, [sinceMs]);
+    return rows.map((r) => ({
+      kind: r.kind, atMs: r.at.getTime(), partitionId: r.partition_id, otherId: r.other_partition_id,
+      ...(r.share !== null ? { share: r.share } : {}),
+      ...(r.lo !== null ? { lo: BigInt(r.lo) } : {}), ...(r.hi !== null ? { hi: BigInt(r.hi) } : {}), ...(r.at_hash !== null ? { at: BigInt(r.at_hash) } : {}),
+    }));
   }
 
   async actions(sinceMs: number): Promise<ActionRecord[]> {

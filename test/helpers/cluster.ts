@@ -5,6 +5,8 @@ import pino from 'pino';
 import type { ProxyConfig, PoolMode } from '../../config/config-file.js';
 import { freePort } from '../../cli/embedded-server.js';
 import { runProxy, type RunningProxy } from '../../cli/run-proxy.js';
+import type { Clock } from '../../config/clock.js';
+import type { MoverSettings } from '../../mover/index.js';
 import { startTestServer, type TestServer } from './postgres.js';
 
 export interface TestCluster {
@@ -27,7 +29,7 @@ export const APP_USER = 'app';
 export const APP_PASSWORD = 'app-password';
 export const APP_DB = 'app';
 
-export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number; twoPhaseCommit?: boolean; runJobs?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(opts: { shards?: number; poolMode?: PoolMode; poolSize?: number; shardSettings?: Record<string, string | number>; recordIntervalMs?: number; twoPhaseCommit?: boolean; runJobs?: boolean; clock?: Clock; moverSettings?: Partial<MoverSettings> } = {}): Promise<TestCluster> {
   const n = opts.shards ?? 2;
   const servers = await Promise.all([
     startTestServer(),
@@ -59,7 +61,10 @@ export async function startTestCluster(opts: { shards?: number; poolMode?: PoolM
     };
     const log = pino({ level: process.env.PGTIDE_TEST_LOG ?? 'silent' }, pino.destination(2));
     // Jobs are run by the test that creates them (mover tests drive runJob themselves), unless asked.
-    proxy = await runProxy(config, log, { recordIntervalMs: opts.recordIntervalMs ?? 10_000, runJobs: opts.runJobs ?? false });
+    proxy = await runProxy(config, log, {
+      recordIntervalMs: opts.recordIntervalMs ?? 10_000, runJobs: opts.runJobs ?? false,
+      ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.moverSettings ? { moverSettings: opts.moverSettings } : {}),
+    });
     const url = `postgres://${APP_USER}:${APP_PASSWORD}@127.0.0.1:${proxy.port}/${APP_DB}`;
     const running = proxy;
     const connect = async (cfg: pg.ClientConfig) => {
