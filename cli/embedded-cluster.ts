@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { PgtideError } from '../config/errors.js';
 import { freePort, startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
 
 /** What a restart needs to find the same servers and credentials again (kept in cluster.json). */
@@ -23,8 +24,11 @@ export interface EmbeddedCluster {
   appUser: string;
   appPassword: string;
   database: string;
-  /** Start one more shard server (ADD SHARD without a URL); returns its URL. */
-  addShard(): Promise<string>;
+  /**
+   * Start one more shard server for ADD SHARD without a URL. It is written to cluster.json (so a
+   * restart starts it again) only on commit(), once the catalog knows it; abort() stops it.
+   */
+  provisionShard(shardId: number): Promise<{ url: string; commit(): void; abort(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -118,14 +122,35 @@ export async function startEmbeddedCluster(opts: EmbeddedClusterOptions): Promis
       appUser: file.appUser,
       appPassword: file.appPassword,
       database: file.database,
-      async addShard() {
+      async provisionShard(shardId) {
+        // A restart hands cluster.json's servers to the catalog by position (config shards[i] is
+        // shard i), so an embedded server must get the id equal to its position.
         const i = file.shardPorts.length;
+        if (shardId !== i) {
+          throw new PgtideError('EMBEDDED_ID_MISMATCH', `the embedded cluster has servers for shards 0…${i - 1}, but the next shard id is ${shardId} (shards were added by URL)`, {
+            sqlstate: '55000', hint: "give the new server's URL: ADD SHARD 'postgres://…'",
+          });
+        }
         const port = await freePort();
-        file.shardPorts.push(port);
-        writeFileSync(fileName, JSON.stringify(file, null, 2), { mode: 0o600 });
         const s = await start(`shard-${i}`, port, shardSettings);
-        await ensureAppDatabase(s, file.appUser, file.appPassword, file.database);
-        return shardUrl(port);
+        try {
+          await ensureAppDatabase(s, file.appUser, file.appPassword, file.database);
+        } catch (err) {
+          await s.stop().catch(() => {});
+          throw err;
+        }
+        return {
+          url: shardUrl(port),
+          commit() {
+            file.shardPorts[i] = port;
+            writeFileSync(fileName, JSON.stringify(file, null, 2), { mode: 0o600 });
+          },
+          async abort() {
+            const at = servers.indexOf(s);
+            if (at >= 0) servers.splice(at, 1);
+            await s.stop();
+          },
+        };
       },
       stop: stopAll,
     };

@@ -115,7 +115,8 @@ async function main(argv: string[]): Promise<number> {
 
   let proxy: RunningProxy;
   try {
-    proxy = await runProxy(config, log, { record: !o['no-record'] });
+    const embedded = cluster;
+    proxy = await runProxy(config, log, { record: !o['no-record'], ...(embedded ? { provisionShard: (id: number) => embedded.provisionShard(id) } : {}) });
   } catch (err) {
     log.error({ err }, 'pgtide could not start');
     process.stderr.write(`pgtide: could not start: ${(err as Error).message}\n`);

@@ -28,7 +28,8 @@ export function moverAdmin(mover: Mover): JobsBackend {
         ['id', d.id], ['state', d.state], ['partition', d.partitionId], ['range', `[${d.lo}, ${d.hi})`],
         ['source', d.sourceShard], ['target', d.targetShard], ['rows_copied', d.rowsCopied], ['bytes_copied', d.bytesCopied],
         ['estimated_rows', d.estimatedRows], ['lag', d.lag], ['eta_seconds', d.etaSeconds === null ? null : Math.round(d.etaSeconds)],
-        ['verification', d.verification ? JSON.stringify(d.verification) : null], ['cutover_pause_ms', d.cutoverPauseMs],
+        ['verification', d.verification ? JSON.stringify(d.verification) : null],
+        ['verify_on_demand', d.onDemandVerification ? JSON.stringify(d.onDemandVerification) : null], ['cutover_pause_ms', d.cutoverPauseMs],
         ['cutover_attempts', d.cutoverAttempts], ['reason', d.reason], ['error', d.error],
       ];
       for (const e of d.events.slice(-20)) rows.push([`event ${e.at.toISOString()}`, `${e.fromState ?? '·'} → ${e.toState}${e.detail ? `: ${e.detail}` : ''}`]);

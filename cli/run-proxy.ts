@@ -6,7 +6,7 @@ import type { ProxyConfig } from '../config/config-file.js';
 import { PgtideError } from '../config/errors.js';
 import type { RoutingTable } from '../config/types.js';
 import type { AdminBackend, JobsBackend } from '../proxy/admin/admin-session.js';
-import { Mover, type MoverSettings, type RoutingControl } from '../mover/index.js';
+import { Mover, ShardOps, type MoverSettings, type RoutingControl, type ShardProvisioner } from '../mover/index.js';
 import { moverAdmin } from './mover-admin.js';
 import { ProxyServer } from '../proxy/server.js';
 import { PGTIDE_VERSION } from './version.js';
@@ -41,6 +41,8 @@ export interface RunProxyOptions {
   runJobs?: boolean;
   /** Mover knobs (tests shorten grace periods). */
   moverSettings?: Partial<MoverSettings>;
+  /** Starts a server for ADD SHARD without a URL (the embedded cluster's first proxy only). */
+  provisionShard?: ShardProvisioner;
   /** How old an undecided prepared transaction must be before recovery rolls it back. */
   twoPhaseGraceMs?: number;
   /**
@@ -97,6 +99,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     let member: ClusterMember;
     let autopilot: Autopilot;
     let jobsBackend: JobsBackend;
+    let shardOps: ShardOps;
     const backend: AdminBackend = {
       catalog,
       version: PGTIDE_VERSION,
@@ -108,6 +111,9 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       },
       get jobs() {
         return jobsBackend;
+      },
+      get shardOps() {
+        return shardOps;
       },
       async reload(): Promise<RoutingTable> {
         const t = await catalog.loadRoutingTable();
@@ -141,6 +147,7 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     };
     const mover = new Mover({ catalog, routing: control, ...(opts.moverSettings ? { settings: opts.moverSettings } : {}), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } });
     jobsBackend = moverAdmin(mover);
+    shardOps = new ShardOps({ mover, ...(opts.provisionShard ? { provision: opts.provisionShard } : {}) });
     let moverRunning = false;
     autopilot = new Autopilot({
       mover: { startMove: (p, t) => mover.startMove(p, t) },

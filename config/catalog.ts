@@ -14,6 +14,11 @@ export interface ShardTableOptions {
   colocateWith?: string;
   /** A key space of its own, named after the table. */
   alone?: boolean;
+  /**
+   * Every partition of the new key space on this one shard (where an unsharded table's rows
+   * already are, before move jobs spread them). Refused (0A000) when the key space exists.
+   */
+  placeAllOn?: number;
 }
 
 export class Catalog {
@@ -165,6 +170,11 @@ export class Catalog {
       }
       const family = keyFamily(keyType);
       let keyspaceId: number;
+      if (opts.colocateWith && opts.placeAllOn !== undefined) {
+        throw new CatalogError('KEYSPACE_EXISTS', `"${table}" cannot colocate with ${opts.colocateWith}: its rows are all on shard ${opts.placeAllOn}, while ${opts.colocateWith}'s partitions are spread over the shards`, {
+          sqlstate: '0A000', hint: `give the table a key space of its own: SHARD TABLE ${table} BY (${keyColumn}) ALONE`,
+        });
+      }
       if (opts.colocateWith) {
         const other = await c.query<{ keyspace_id: number | null; key_type: KeyType | null }>('SELECT keyspace_id, key_type FROM pgtide.tables WHERE name = $1 AND kind = $2',
           [opts.colocateWith.toLowerCase(), 'sharded']);
@@ -177,6 +187,11 @@ export class Catalog {
       } else {
         const ksName = opts.alone ? table : family;
         const ks = await c.query<{ id: number }>('SELECT id FROM pgtide.keyspaces WHERE name = $1', [ksName]);
+        if (ks.rows[0] && opts.placeAllOn !== undefined) {
+          throw new CatalogError('KEYSPACE_EXISTS', `key space "${ksName}" already has partitions spread over the shards, so the rows of "${table}" (all on shard ${opts.placeAllOn}) cannot join it in place`, {
+            sqlstate: '0A000', hint: `give the table a key space of its own: SHARD TABLE ${table} BY (${keyColumn}) ALONE`,
+          });
+        }
         if (ks.rows[0]) {
           keyspaceId = ks.rows[0].id;
         } else {
@@ -184,7 +199,11 @@ export class Catalog {
           keyspaceId = ins.rows[0]!.id;
           const shards = await c.query<{ id: number }>("SELECT id FROM pgtide.shards WHERE state = 'active' ORDER BY id");
           if (shards.rows.length === 0) throw new CatalogError('NO_SHARDS', 'no active shard to place partitions on', { sqlstate: '55000' });
-          for (const p of defaultPartitions(keyspaceId, opts.partitions ?? 8, shards.rows.map((r) => r.id))) {
+          if (opts.placeAllOn !== undefined && !shards.rows.some((r) => r.id === opts.placeAllOn)) {
+            throw new CatalogError('SHARD_NOT_ACTIVE', `shard ${opts.placeAllOn} is not an active shard`, { sqlstate: '55000' });
+          }
+          const owners = opts.placeAllOn !== undefined ? [opts.placeAllOn] : shards.rows.map((r) => r.id);
+          for (const p of defaultPartitions(keyspaceId, opts.partitions ?? 8, owners)) {
             await c.query('INSERT INTO pgtide.partitions (keyspace_id, lo, hi, shard_id) VALUES ($1, $2, $3, $4)', [keyspaceId, p.lo.toString(), p.hi.toString(), p.shardId]);
           }
         }

@@ -287,14 +287,15 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    version: 8,
-    description: 'autopilot actions: the other partition of a split or merge, and the split share (load history follows the range)',
+    version: 7,
+    description: 'shards: joining state (ADD SHARD), optional capacity max_bytes',
     sql: `
-      -- A split names its new right piece and the share of the load the left piece kept (key
-      -- samples at the split); a merge names the partition it removed. The autopilot reads them to
-      -- give each piece its share of the history from before the split, and the merged partition
-      -- the removed one's history (autopilot/lineage.ts).
-      ALTER TABLE pgtide.autopilot_actions ADD COLUMN other_partition_id int, ADD COLUMN share double precision;
+      -- A joining shard receives broadcasts (DDL, reference-table writes) but serves no reads
+      -- until its reference tables are copied; max_bytes (NULL: unlimited) is what a move
+      -- may fill it up to, checked against pg_database_size, since Postgres cannot see free disk.
+      ALTER TABLE pgtide.shards DROP CONSTRAINT shards_state_check;
+      ALTER TABLE pgtide.shards ADD CONSTRAINT shards_state_check CHECK (state IN ('active', 'draining', 'down', 'removed', 'joining'));
+      ALTER TABLE pgtide.shards ADD COLUMN max_bytes bigint CHECK (max_bytes IS NULL OR max_bytes > 0);
     `,
   },
 ];

@@ -165,9 +165,12 @@ export class RoutingIndex {
     return this.partitionForKey(table, value).shardId;
   }
 
-  /** Every shard that may hold data (active or draining), ascending. */
+  /**
+   * Every shard that may hold data (active or draining), ascending, plus joining shards: they own
+   * nothing yet but must receive DDL and reference-table writes while their copies are made.
+   */
   dataShardIds(): number[] {
-    return this.shards.filter((s) => s.state === 'active' || s.state === 'draining').map((s) => s.id).sort((a, b) => a - b);
+    return this.shards.filter((s) => s.state === 'active' || s.state === 'draining' || s.state === 'joining').map((s) => s.id).sort((a, b) => a - b);
   }
 
   /** One shard for a reference-table read, rotating so reads spread over the copies. */

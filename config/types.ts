@@ -18,7 +18,11 @@ export function keyFamily(t: KeyType): KeyFamily {
 export const HASH_MIN = -(2n ** 63n);
 export const HASH_END = 2n ** 63n;
 
-export type ShardState = 'active' | 'draining' | 'down' | 'removed';
+/**
+ * `joining`: registered by ADD SHARD, receives broadcasts (DDL, reference-table writes) but no
+ * reads until its reference tables are copied. `draining`: still serves, never receives data.
+ */
+export type ShardState = 'active' | 'draining' | 'down' | 'removed' | 'joining';
 
 export interface Shard {
   id: number;

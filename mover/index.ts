@@ -6,3 +6,7 @@ export { NoProxyRoutingControl, InProcessRoutingControl, type RoutingControl, ty
 export { CUTOVER_STEP_NAMES, DryRunCutover, runCutover, type CutoverSteps, type CutoverDecision } from './cutover.js';
 export { FENCE_SQLSTATE, MoverError, isTransient } from './errors.js';
 export { copyPipe } from './copy-protocol.js';
+export { ShardOps, serverKey, type ShardOpsOptions, type ShardProvisioner, type ProvisionedShard, type AddShardResult, type DrainShardResult, type ShardRow } from './shard-ops.js';
+export { placePartitions, type PlacementTarget, type Movable, type Placement } from './placement.js';
+export { capacityRefusal, fmtBytes, type ShardRoom } from './sizes.js';
+export type { PartitionVerification, VerifyRow } from './verify-partition.js';

@@ -42,6 +42,10 @@ export interface JobProgress {
   switchedAt?: string;
   routingVersion?: number;
   cleanedRows?: number;
+  /** Estimated bytes the partition brings to the target (recorded when the target has a max_bytes). */
+  sizeBytes?: number;
+  /** The last VERIFY PARTITION run against this job's source and target (the job's own result stays in `verification`). */
+  onDemandVerification?: VerificationResult & { repaired: boolean; note: string };
 }
 
 export interface VerificationResult {

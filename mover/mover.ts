@@ -10,11 +10,12 @@ import type { KeyType } from '../config/types.js';
 import { changelogLag } from './capture.js';
 import { DryRunCutover, runCutover } from './cutover.js';
 import { MoverError, unknownShard } from './errors.js';
-import { JobStore, type Job, type JobEvent, type JobSettings, type VerificationResult } from './jobs.js';
+import { JobStore, type Job, type JobEvent, type JobProgress, type JobSettings, type VerificationResult } from './jobs.js';
 import { lockPartition } from './partitions.js';
 import { NoProxyRoutingControl, type RoutingControl } from './routing-control.js';
 import { JobRun } from './run.js';
 import { schemaDifferences, ShardConnections, tableColumns, type MoveTable } from './shards.js';
+import { capacityRefusal, partitionSizes, shardRoom, type SizedTable } from './sizes.js';
 import { JobState, isActive, pastPointOfNoReturn } from './states.js';
 
 /** Knobs, with units in the names' comments. Per-job overrides (JobSettings) win over these. */
@@ -115,6 +116,8 @@ export interface JobDetail extends JobSummary {
   lag: number | null;
   etaSeconds: number | null;
   verification: VerificationResult | null;
+  /** The last VERIFY PARTITION run on this job's source and target. */
+  onDemandVerification: JobProgress['onDemandVerification'] | null;
   /** Pause clients saw during the successful cutover, ms. */
   cutoverPauseMs: number | null;
   cutoverAttempts: number;
@@ -169,6 +172,7 @@ export class Mover {
     await this.shards.ping(targetShard);
     const tables = await this.keyspaceTables(part.keyspaceId, part.shardId);
     await this.checkTargetSchema(tables, part.shardId, targetShard);
+    const sizeBytes = await this.checkRoom(part, targetShard);
     let id = 0;
     await this.catalog.change(`move partition ${partitionId} to shard ${targetShard}: planned`, async (c) => {
       const p = await lockPartition(c, partitionId);
@@ -176,6 +180,8 @@ export class Mover {
       id = await this.store.insert(c, { partitionId, keyspaceId: p.keyspaceId, lo: p.lo, hi: p.hi, sourceShard: p.shardId, targetShard, settings },
         `move partition ${partitionId} [${p.lo}, ${p.hi}) from shard ${p.shardId} to shard ${targetShard}; tables ${tables.map((t) => t.name).join(', ')}`);
       await c.query("UPDATE pgtide.partitions SET state = 'moving' WHERE id = $1", [partitionId]);
+      // The size reserves room on a capped target, so the next move's check counts this one.
+      if (sizeBytes !== null) await c.query("UPDATE pgtide.jobs SET progress = progress || jsonb_build_object('sizeBytes', $2::float8) WHERE id = $1", [id, sizeBytes]);
       return true;
     });
     return this.store.load(id);
@@ -269,6 +275,7 @@ export class Mover {
       lag,
       etaSeconds: eta,
       verification: job.verification,
+      onDemandVerification: p.onDemandVerification ?? null,
       cutoverPauseMs: job.cutover?.pauseMs ?? null,
       cutoverAttempts: job.cutover?.attempts.length ?? 0,
       throttle: p.throttle ?? null,
@@ -360,6 +367,29 @@ export class Mover {
       out.push({ name: r.name, keyColumn: r.key_column, keyType: r.key_type, columns, keyIndex });
     }
     return out;
+  }
+
+  /**
+   * 53100 when the target has a max_bytes and the partition does not fit under it next to what
+   * the target holds and what other planned moves reserved (sizes.ts). Returns the partition's
+   * estimated bytes, or null for an unlimited target (then nothing is measured: no scan).
+   */
+  async checkRoom(part: { id: number; keyspaceId: number; shardId: number }, targetShard: number, exceptJob?: number): Promise<number | null> {
+    const room = await shardRoom(this.catalog.pool, () => this.shards.pool(targetShard), targetShard, exceptJob);
+    if (room.maxBytes === null) return null;
+    const need = (await this.partitionSizesOn(part.shardId, part.keyspaceId)).get(part.id)?.bytes ?? 0;
+    const refusal = capacityRefusal(room, part.id, need);
+    if (refusal) throw refusal;
+    return need;
+  }
+
+  /** Estimated rows and bytes of every partition of a key space on one shard (one scan per table). */
+  async partitionSizesOn(shardId: number, keyspaceId: number) {
+    const tables = await this.catalog.pool.query<{ name: string; key_column: string; key_type: KeyType }>(
+      "SELECT name, key_column, key_type FROM pgtide.tables WHERE keyspace_id = $1 AND kind = 'sharded' ORDER BY name", [keyspaceId]);
+    const bounds = await this.catalog.pool.query<{ id: number; lo: string }>('SELECT id, lo::text AS lo FROM pgtide.partitions WHERE keyspace_id = $1', [keyspaceId]);
+    const sized: SizedTable[] = tables.rows.map((r) => ({ name: r.name, keyColumn: r.key_column, keyType: r.key_type }));
+    return partitionSizes(await this.shards.pool(shardId), sized, bounds.rows.map((r) => ({ id: r.id, lo: BigInt(r.lo) })));
   }
 
   /** Tables missing on the target are fine (preparing creates them); differing ones are refused (42804). */

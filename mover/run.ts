@@ -182,6 +182,9 @@ export class JobRun {
 
   private async prepare(): Promise<void> {
     await this.step('state:preparing');
+    // The target may have filled up since the job was planned: check its room again before copying.
+    const sizeBytes = await this.m.checkRoom({ id: this.job.partitionId, keyspaceId: this.job.keyspaceId, shardId: this.job.sourceShard }, this.job.targetShard, this.id);
+    if (sizeBytes !== null) await this.persist({ progress: { sizeBytes } });
     const tables = await this.tables();
     const missing = await this.m.checkTargetSchema(tables, this.job.sourceShard, this.job.targetShard);
     const dst = await this.target();

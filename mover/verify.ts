@@ -7,6 +7,7 @@
 // `rounds` is unresolved unless it is waiting in the changelog (a write in flight, which the
 // drain will carry over). Keys only on the target beyond the last source key are found by a final
 // open-ended chunk. A mismatch is never ignored: it is repaired or reported.
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { MOVER_SCHEMA } from './capture.js';
 import { afterKey, inRange, type Range } from './backfill.js';
@@ -95,4 +96,36 @@ export async function verifyRange(src: pg.ClientBase, dst: pg.ClientBase, jobId:
     result.tables.push(stats);
   }
   return result;
+}
+
+/**
+ * Rows and a checksum of one table's range on one server (VERIFY PARTITION on a partition no job
+ * is moving): the same key-ordered chunks and per-chunk md5 as verifyRange, folded into one md5,
+ * so two servers holding the same rows give the same checksum (for the same chunkRows).
+ */
+export async function rangeFingerprint(c: pg.ClientBase, t: MoveTable, r: Range, chunkRows: number): Promise<{ rows: number; chunks: number; checksum: string }> {
+  const k = quoteIdent(t.keyColumn);
+  const q = quoteTable(t.name);
+  const h = createHash('md5');
+  let last: string | null = null;
+  let rows = 0;
+  let chunks = 0;
+  for (;;) {
+    const b: pg.QueryResult<{ upper: string | null }> = await c.query<{ upper: string | null }>(
+      `SELECT max(${k})::text AS upper FROM (SELECT ${k} FROM ${q} WHERE ${inRange(t, r)}${afterKey(t, last)} ORDER BY ${k} LIMIT ${chunkRows}) s`);
+    const upper: string | null = b.rows[0]?.upper ?? null;
+    if (upper === null) break;
+    const sum = await chunkSum(c, t, chunkWhere(t, r, last, upper));
+    h.update(`${sum.n}:${sum.sum ?? ''}\n`);
+    rows += sum.n;
+    chunks++;
+    last = upper;
+  }
+  return { rows, chunks, checksum: h.digest('hex') };
+}
+
+/** Rows of the range on a server that should hold none of it (stray rows: counted, never deleted). */
+export async function rangeCount(c: pg.ClientBase, t: MoveTable, r: Range): Promise<number> {
+  const { rows } = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${inRange(t, r)}`);
+  return Number(rows[0]!.n);
 }

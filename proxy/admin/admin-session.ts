@@ -13,6 +13,7 @@ import { FrontendCode, type FrontendReader } from '../protocol/frontend-reader.j
 import { COMMANDS } from './commands/index.js';
 import type { AdminResult } from './result.js';
 import type { AutopilotAdmin } from './autopilot-api.js';
+import type { ShardOpsBackend } from './shard-ops-api.js';
 
 /** What admin commands may do beyond this proxy's own state (given by the composition root). */
 export interface AdminBackend {
@@ -28,6 +29,8 @@ export interface AdminBackend {
   readonly autopilot?: AutopilotAdmin;
   /** Live redistribution jobs (absent when the mover is not wired in). */
   readonly jobs?: JobsBackend;
+  /** ADD / DRAIN / REMOVE / ALTER SHARD and VERIFY PARTITION (absent without the mover). */
+  readonly shardOps?: ShardOpsBackend;
 }
 
 /** What the admin console asks of the mover; the composition root adapts the mover to it. */

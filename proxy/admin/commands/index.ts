@@ -29,6 +29,7 @@ import { applyPlan } from './apply-plan.js';
 import { runAutopilot } from './run-autopilot.js';
 import { restoreTable } from './restore-table.js';
 import { showOverrides } from './show-overrides.js';
+import { SHARD_OPS_COMMANDS } from './shard-ops.js';
 
 export const COMMANDS: AdminCommand[] = [
   showShards, showTables, showPartitions, showClients, showServers, showPools, showStats, showVersion,
@@ -36,4 +37,6 @@ export const COMMANDS: AdminCommand[] = [
 ];
 // Forecasts, events, plans and restores (the autopilot).
 COMMANDS.push(showForecast, scheduleEvent, showEvents, setAutopilot, showAutopilot, showPlan, applyPlan, runAutopilot, restoreTable, showOverrides);
+// Shard-level operations: ADD / DRAIN / REMOVE / ALTER SHARD, VERIFY PARTITION.
+COMMANDS.push(...SHARD_OPS_COMMANDS);
 COMMANDS.push(showHelp(() => COMMANDS));
