@@ -298,4 +298,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE pgtide.shards ADD COLUMN max_bytes bigint CHECK (max_bytes IS NULL OR max_bytes > 0);
     `,
   },
+  {
+    version: 8,
+    description: 'autopilot actions: the other partition of a split or merge, and the split share (load history follows the range)',
+    sql: `
+      -- A split names its new right piece and the share of the load the left piece kept (key
+      -- samples at the split); a merge names the partition it removed. The autopilot reads them to
+      -- give each piece its share of the history from before the split, and the merged partition
+      -- the removed one's history (autopilot/lineage.ts).
+      ALTER TABLE pgtide.autopilot_actions ADD COLUMN other_partition_id int, ADD COLUMN share double precision;
+    `,
+  },
 ];
