@@ -3,7 +3,7 @@
 // Every target is measured in the same run, interleaved round by round (so drift on a noisy
 // machine hits all of them alike), and the median TPS over rounds is reported with ratios.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,9 @@ export interface PgbenchResult {
   latencyMs: number[];
   medianTps: number;
   medianLatencyMs: number;
+  /** CPU the proxy itself spent per transaction (user + system, µs), when it can be measured. */
+  cpuUsPerTx: number[];
+  medianCpuUsPerTx: number | null;
 }
 
 interface Target {
@@ -31,6 +34,23 @@ interface Target {
   user: string;
   password: string;
   database: string;
+  /** CPU seconds the proxy has used so far (null: not measurable, e.g. the server itself). */
+  cpuSeconds?: () => number;
+}
+
+/** This process's CPU (the bare pipe and the pgtide targets run in it, one at a time). */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** A child process's CPU from /proc (PgBouncer); clock ticks are 100 Hz on Linux. */
+function procCpuSeconds(pid: number): () => number {
+  return () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
 }
 
 const SCALE = 1;
@@ -61,7 +81,7 @@ export async function runPgbench(t: Target, clients: number, seconds: number, ex
 }
 
 /** The ceiling of any Node proxy: forwards bytes untouched, one upstream socket per client. */
-function startBarePipe(upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
+export function startBarePipe(upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
   const server = net.createServer((client) => {
     client.setNoDelay(true);
     const upstream = net.connect(upstreamPort, '127.0.0.1');
@@ -120,7 +140,7 @@ async function startPgBouncer(dir: string, upstreamPort: number, password: strin
   return null;
 }
 
-async function psql(server: EmbeddedServer, db: string, sql: string): Promise<void> {
+export async function psql(server: EmbeddedServer, db: string, sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: server.url(db) });
   await c.connect();
   try {
@@ -130,14 +150,14 @@ async function psql(server: EmbeddedServer, db: string, sql: string): Promise<vo
   }
 }
 
-async function pgbenchInit(server: EmbeddedServer): Promise<void> {
+export async function pgbenchInit(server: EmbeddedServer): Promise<void> {
   await psql(server, 'postgres', 'CREATE DATABASE bench');
   await exec('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(server.port), '-U', server.user, 'bench'], {
     env: { ...process.env, PGPASSWORD: server.password },
   });
 }
 
-function proxyConfig(catalogUrl: string, shardUrls: string[], port: number, password: string, poolSize: number): ProxyConfig {
+export function proxyConfig(catalogUrl: string, shardUrls: string[], port: number, password: string, poolSize: number): ProxyConfig {
   return {
     listen: { host: '127.0.0.1', port },
     database: 'bench',
@@ -196,23 +216,23 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     const bouncer = await startPgBouncer(join(dir, 'pgbouncer'), a.port, password, poolSize);
     if (bouncer) {
       cleanups.push(() => void bouncer.proc.kill('SIGTERM'));
-      targets.push({ name: 'pgbouncer', port: bouncer.port, user: 'postgres', password, database: 'bench' });
+      targets.push({ name: 'pgbouncer', port: bouncer.port, user: 'postgres', password, database: 'bench', ...(bouncer.proc.pid !== undefined && process.platform === 'linux' ? { cpuSeconds: procCpuSeconds(bouncer.proc.pid) } : {}) });
     } else {
       say('pgbouncer not installed (apt-get install pgbouncer): measuring without it');
     }
     const pipe = await startBarePipe(a.port);
     cleanups.push(() => pipe.close());
-    targets.push({ name: 'bare-pipe', port: pipe.port, user: 'postgres', password, database: 'bench' });
+    targets.push({ name: 'bare-pipe', port: pipe.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
     const one: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_1'), [a.url('bench')], await freePort(), password, poolSize), log);
     cleanups.push(() => one.stop());
-    targets.push({ name: 'pgtide-1shard', port: one.port, user: 'postgres', password, database: 'bench' });
+    targets.push({ name: 'pgtide-1shard', port: one.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
     // The same 1-shard proxy with access recording off: the cost of recording, side by side.
     await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_3');
     const noRec: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_3'), [a.url('bench')], await freePort(), password, poolSize), log, { record: false });
     cleanups.push(() => noRec.stop());
-    targets.push({ name: 'pgtide-norecord', port: noRec.port, user: 'postgres', password, database: 'bench' });
+    targets.push({ name: 'pgtide-norecord', port: noRec.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
     // Shard 0 of the 2-shard cluster shares server a with the 1-shard target, in a copy of its data.
     const two: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_2'), [a.url('bench_s0'), b.url('bench')], await freePort(), password, poolSize), log);
@@ -226,21 +246,30 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       await psql(server, db, `DELETE FROM pgbench_accounts WHERE NOT (${ranges})`);
       await psql(server, db, 'VACUUM ANALYZE pgbench_accounts');
     }
-    targets.push({ name: 'pgtide-2shards', port: two.port, user: 'postgres', password, database: 'bench' });
+    targets.push({ name: 'pgtide-2shards', port: two.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
+
+    // This bench measures the hot path. The forecaster (a worker-thread LSTM on each leader, one
+    // interval after start) would otherwise train in this very process and be billed to pgtide's
+    // CPU per transaction; its effect on latency is measured on its own by `bench training-impact`.
+    for (const p of [one, noRec, two]) await p.autopilot.stop();
 
     const results: PgbenchResult[] = [];
     for (const clients of clientsList) {
-      const perTarget = new Map<string, { tps: number[]; lat: number[] }>(targets.map((t) => [t.name, { tps: [], lat: [] }]));
+      const perTarget = new Map<string, { tps: number[]; lat: number[]; cpu: number[] }>(targets.map((t) => [t.name, { tps: [], lat: [], cpu: [] }]));
       for (let r = 0; r < rounds; r++) {
         for (const t of targets) {
+          const cpu0 = t.cpuSeconds?.();
           const m = await runPgbench(t, clients, seconds);
-          perTarget.get(t.name)!.tps.push(m.tps);
-          perTarget.get(t.name)!.lat.push(m.latencyMs);
+          const v = perTarget.get(t.name)!;
+          v.tps.push(m.tps);
+          v.lat.push(m.latencyMs);
+          // CPU per transaction is far steadier than TPS on a shared machine: it is the proxy's own cost.
+          if (cpu0 !== undefined) v.cpu.push(((t.cpuSeconds!() - cpu0) * 1e6) / (m.tps * seconds));
         }
       }
       for (const t of targets) {
         const v = perTarget.get(t.name)!;
-        results.push({ target: t.name, clients, tps: v.tps, latencyMs: v.lat, medianTps: median(v.tps), medianLatencyMs: median(v.lat) });
+        results.push({ target: t.name, clients, tps: v.tps, latencyMs: v.lat, medianTps: median(v.tps), medianLatencyMs: median(v.lat), cpuUsPerTx: v.cpu, medianCpuUsPerTx: v.cpu.length ? median(v.cpu) : null });
       }
     }
     const byKey = (target: string, clients: number) => results.find((r) => r.target === target && r.clients === clients);
@@ -260,6 +289,12 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       }
       say(line);
     }
+    say('');
+    say('proxy CPU per transaction (µs, user + system, median over rounds; pgtide and the pipe run in this process; forecaster stopped)');
+    say(`${'target'.padEnd(16)}${clientsList.map((c) => `${c} clients`.padStart(14)).join('')}`);
+    for (const t of targets.filter((x) => x.cpuSeconds)) {
+      say(t.name.padEnd(16) + clientsList.map((c) => (byKey(t.name, c)!.medianCpuUsPerTx?.toFixed(1) ?? '-').padStart(14)).join(''));
+    }
     const summary: Record<string, number> = {};
     for (const c of clientsList) {
       const p = byKey('pgtide-1shard', c)!.medianTps;
@@ -268,6 +303,9 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       if (pb) summary[`pgtide_vs_pgbouncer_${c}`] = p / pb;
       summary[`pgtide2_vs_direct_${c}`] = byKey('pgtide-2shards', c)!.medianTps / byKey('direct', c)!.medianTps;
       summary[`recording_cost_${c}`] = 1 - p / byKey('pgtide-norecord', c)!.medianTps;
+      const cpu = (name: string) => byKey(name, c)?.medianCpuUsPerTx;
+      if (cpu('pgtide-1shard') && cpu('bare-pipe')) summary[`pgtide_cpu_per_tx_vs_bare_pipe_${c}`] = cpu('pgtide-1shard')! / cpu('bare-pipe')!;
+      if (cpu('pgtide-1shard') && cpu('pgbouncer')) summary[`pgtide_cpu_per_tx_vs_pgbouncer_${c}`] = cpu('pgtide-1shard')! / cpu('pgbouncer')!;
     }
     return { command: 'npm run bench -- proxy', seconds, rounds, poolSize, scale: SCALE, results, summary };
   } finally {
