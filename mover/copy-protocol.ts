@@ -39,8 +39,10 @@ abstract class CopySubmittable {
 
   handleError(err: Error): void {
     this.error ??= err;
-    // An ErrorResponse is followed by ReadyForQuery; a broken connection is not.
-    if (!(err as { severity?: string }).severity) this.finish();
+    // Settle now: on an ErrorResponse pg drops its active query, so the ReadyForQuery that follows
+    // never reaches this submittable (waiting for it hung a move forever on a failed target COPY).
+    // pg still waits for that ReadyForQuery before it sends the caller's next query (ROLLBACK).
+    this.finish();
   }
 
   handleReadyForQuery(): void {
@@ -97,17 +99,18 @@ export class CopyIn extends CopySubmittable {
   }
 
   write(chunk: Buffer): void {
+    if (this.error) return; // the server refused the COPY and would ignore the rest
     if (this.conn) this.conn.sendCopyFromChunk(chunk);
     else this.pending.push(chunk);
   }
 
   end(): void {
     this.ended = 'end';
-    this.conn?.endCopyFrom();
+    if (!this.error) this.conn?.endCopyFrom();
   }
 
   fail(message: string): void {
-    if (this.ended) return;
+    if (this.ended || this.error) return;
     this.ended = 'fail';
     this.failMessage = message;
     this.conn?.sendCopyFail(message);

@@ -1,0 +1,55 @@
+// copyPipe between two connections: a COPY refused by either server rejects (it used to hang
+// forever: pg drops its active query on an ErrorResponse, so the ReadyForQuery never reached the
+// COPY submittable), and both connections are usable afterwards.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type pg from 'pg';
+import { copyPipe } from '../../mover/copy-protocol.js';
+import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/postgres.js';
+
+let server: TestServer;
+let src: pg.Client;
+let dst: pg.Client;
+
+before(async () => {
+  server = await startTestServer();
+  src = await server.client();
+  dst = await server.client();
+  await src.query('CREATE TABLE pipe_src (id int8 PRIMARY KEY, v text); INSERT INTO pipe_src SELECT g, md5(g::text) FROM generate_series(1, 5000) g');
+  await src.query('CREATE TABLE pipe_dst (id int8 PRIMARY KEY, v text)');
+});
+after(() => stopAllTestServers());
+
+/** Reject instead of hanging the test file when the pipe never settles. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`copyPipe did not settle within ${ms} ms`)), ms).unref())]);
+}
+
+test('a target that refuses the rows (duplicate key) rejects the pipe; the target can roll back and go on', async () => {
+  await dst.query('TRUNCATE pipe_dst; INSERT INTO pipe_dst VALUES (10, \'already here\')');
+  await dst.query('BEGIN');
+  await assert.rejects(within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000),
+    (err: Error & { code?: string }) => err.code === '23505');
+  await within(dst.query('ROLLBACK'), 10000);
+  assert.equal(Number((await dst.query('SELECT count(*) AS n FROM pipe_dst')).rows[0].n), 1);
+  assert.equal((await src.query('SELECT 1 AS one')).rows[0].one, 1, 'the source connection is usable too');
+});
+
+test('a source that fails mid-COPY rejects the pipe; the target gets CopyFail and both connections go on', async () => {
+  await dst.query('TRUNCATE pipe_dst');
+  await dst.query('BEGIN');
+  await assert.rejects(within(copyPipe(src, 'COPY (SELECT id, v || (1 / (id - 4000))::text FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000),
+    (err: Error & { code?: string }) => err.code === '22012');
+  await within(dst.query('ROLLBACK'), 10000);
+  assert.equal(Number((await dst.query('SELECT count(*) AS n FROM pipe_dst')).rows[0].n), 0);
+  assert.equal((await src.query('SELECT 1 AS one')).rows[0].one, 1);
+});
+
+test('a clean pipe still reports rows, bytes and the last row', async () => {
+  await dst.query('TRUNCATE pipe_dst');
+  const r = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000);
+  assert.equal(r.rows, 5000);
+  assert.ok(r.bytes > 5000 * 30);
+  assert.match(r.lastRow!.toString(), /^5000\t/);
+  assert.equal(Number((await dst.query('SELECT count(*) AS n FROM pipe_dst')).rows[0].n), 5000);
+});
