@@ -13,7 +13,8 @@
 // (foreground window before each move, default 10), PGTIDE_BENCH_MOVER_CUTOVERS (20),
 // PGTIDE_BENCH_MOVER_RATE (foreground ops/s, 400), PGTIDE_BENCH_MOVER_CLIENTS (8),
 // PGTIDE_BENCH_MOVER_GRACE_MS (cleanup grace in the cutover/foreground cluster, 500),
-// PGTIDE_BENCH_MOVER_THROTTLE (latencyFactor of the throughput moves; default off).
+// PGTIDE_BENCH_MOVER_THROTTLE (latencyFactor of the throughput moves; default off),
+// PGTIDE_BENCH_MOVER_MAX_COPY_S (a foreground round's copy longer than this is cancelled, 180).
 // Results: bench/results/mover.json (written by bench/run.ts).
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,7 +182,7 @@ async function underLoad(parts: Set<string>): Promise<{ cutover?: object; foregr
       say('');
       out.foreground = await runForegroundBench(cl, mover, clock, {
         rounds: ROUNDS, beforeMs: env('BENCH_SECONDS', 10) * 1000, partitionId: q.id, rows: ROWS, baseRows: BASE_ROWS, partitions: PARTITIONS,
-        keys: allKeys, movingKeys: byPartition.get(q.id)!, load,
+        keys: allKeys, movingKeys: byPartition.get(q.id)!, load, maxCopyMs: env('PGTIDE_BENCH_MOVER_MAX_COPY_S', 180) * 1000,
       });
     }
     return out;

@@ -22,6 +22,8 @@ export interface ForegroundBenchOptions {
   keys: number[];
   movingKeys: number[];
   load: Omit<LoadOptions, 'url' | 'movingKeys' | 'otherKeys' | 'movingShare'>;
+  /** A copy phase longer than this is paused and cancelled, and the round reported as starved. */
+  maxCopyMs: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,7 +45,7 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
     `${o.beforeMs / 1000} s before each move, then the copy phase of a move of partition ${o.partitionId} (${n} rows); default throttle (latencyFactor ${mover.settings.latencyFactor}, ` +
     `floor ${mover.settings.latencyFloorMs} ms, chunk ${mover.settings.chunkRows} rows, max delay ${mover.settings.maxDelayMs} ms); ${o.rounds} rounds`);
   const load = await startLoad({ ...o.load, url: cl.url, movingKeys: o.movingKeys, otherKeys: others, movingShare: share });
-  const rounds: { before: [number, number]; copy: [number, number]; job: [number, number]; jobId: number; from: number; to: number; throttle: unknown; chunks: number; rowsCopied: number }[] = [];
+  const rounds: { before: [number, number]; copy: [number, number]; job: [number, number]; jobId: number; from: number; to: number; throttle: unknown; chunks: number; rowsCopied: number; starved: boolean }[] = [];
   let records: LoadRecords;
   try {
     await sleep(1000);
@@ -55,13 +57,35 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
       const target = p.shardId === 0 ? 1 : 0;
       const job = await mover.startMove(o.partitionId, target);
       const j0 = nowMs();
-      const done = await mover.runJob(job.id);
+      // Progress every 5 s; a copy the throttle keeps under its cap is paused and cancelled (reported).
+      let starved = false;
+      const ticker = setInterval(() => void (async () => {
+        const j = await mover.store.load(job.id);
+        const t = j.progress.throttle;
+        say(`    ${((nowMs() - j0) / 1000).toFixed(0)} s: ${j.state}, ${j.progress.rowsCopied ?? 0} rows copied; throttle chunk ${t?.chunkRows ?? '-'} rows, delay ${fmt(t?.delayMs ?? NaN, 0)} ms, ` +
+          `${t?.throttledChunks ?? 0} chunks throttled, probes ${(t?.recentMs ?? []).map((x) => x.toFixed(1)).join('/')} ms vs bound ${fmt(t?.boundMs ?? NaN, 2)} ms`);
+        const c0 = clock.first(job.id, 'state:copying');
+        if (!starved && c0 !== null && clock.first(job.id, 'state:catching_up') === null && nowMs() - c0 > o.maxCopyMs) {
+          starved = true;
+          say(`    the copy has run ${o.maxCopyMs / 1000} s: pausing and cancelling job ${job.id}`);
+          await mover.pause(job.id);
+        }
+      })().catch((err: Error) => say(`    progress: ${err.message}`)), 5000);
+      let done = await mover.runJob(job.id).finally(() => clearInterval(ticker));
       const j1 = nowMs();
+      if (starved && done.state === 'paused') {
+        await mover.cancel(job.id);
+        done = await mover.runJob(job.id);
+        const d = await mover.jobDetail(job.id);
+        say(`  round ${r + 1}: job ${job.id} starved by the throttle: ${d.rowsCopied} rows in ${fmt((j1 - j0) / 1000, 0)} s; rolled back (${done.state})`);
+        rounds.push({ before: [b0, b1], copy: [clock.first(job.id, 'state:copying') ?? j0, j1], job: [j0, j1], jobId: job.id, from: p.shardId, to: target, throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied, starved: true });
+        break;
+      }
       if (done.state !== 'done') throw new Error(`foreground bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
       const d = await mover.jobDetail(job.id);
       const c0 = clock.first(job.id, 'state:copying') ?? j0;
       const c1 = clock.first(job.id, 'state:catching_up') ?? j1;
-      rounds.push({ before: [b0, b1], copy: [c0, c1], job: [j0, j1], jobId: job.id, from: p.shardId, to: target, throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied });
+      rounds.push({ before: [b0, b1], copy: [c0, c1], job: [j0, j1], jobId: job.id, from: p.shardId, to: target, throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied, starved: false });
       say(`  round ${r + 1}: job ${job.id} shard ${p.shardId} → ${target}, copy ${fmt((c1 - c0) / 1000, 2)} s, whole job ${fmt((j1 - j0) / 1000, 2)} s`);
       await sleep(1000);
     }
@@ -78,7 +102,7 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
     const job = q(startedIn(records, r.job[0], r.job[1]));
     const copyMoving = q(startedIn(records, r.copy[0], r.copy[1], (k) => records.moving[k] === 1));
     const beforeMoving = q(startedIn(records, r.before[0], r.before[1], (k) => records.moving[k] === 1));
-    return { round: i + 1, jobId: r.jobId, from: r.from, to: r.to, copySeconds: round((r.copy[1] - r.copy[0]) / 1000, 2), rowsCopied: r.rowsCopied,
+    return { round: i + 1, jobId: r.jobId, from: r.from, to: r.to, starved: r.starved, copySeconds: round((r.copy[1] - r.copy[0]) / 1000, 2), rowsCopied: r.rowsCopied,
       before, duringCopy: copy, wholeJob: job, beforeMovingRange: beforeMoving, duringCopyMovingRange: copyMoving,
       p99Ratio: round(copy.p99 / before.p99, 2), throttle: r.throttle, chunks: r.chunks };
   });
@@ -93,6 +117,7 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
     line('  moving range, before', r.beforeMovingRange);
     line('  moving range, copy', r.duringCopyMovingRange);
     const t = r.throttle as { chunkRows?: number; delayMs?: number; throttledChunks?: number; baselineMs?: number; boundMs?: number; lastProbeMs?: number } | null;
+    if (r.starved) say(`      STARVED: the throttle kept the copy at ${r.rowsCopied} rows after ${fmt(r.copySeconds, 0)} s; the job was cancelled`);
     say(`      p99 during copy / before: ${fmt(r.p99Ratio, 2)}x; throttle at the end of the copy: chunk ${t?.chunkRows ?? '-'} rows, delay ${fmt(t?.delayMs ?? NaN, 0)} ms, ` +
       `${t?.throttledChunks ?? '-'} of ${r.chunks} chunks throttled, probe baseline ${fmt(t?.baselineMs ?? NaN, 2)} ms, bound ${fmt(t?.boundMs ?? NaN, 2)} ms, last probe ${fmt(t?.lastProbeMs ?? NaN, 2)} ms; ${r.rowsCopied} rows in ${fmt(r.copySeconds, 2)} s`);
   }
