@@ -122,10 +122,22 @@ interface FanOut {
   /** Extended protocol: the client sent a Describe (else the one the proxy added is swallowed). */
   describeToClient: boolean;
   extended: boolean;
+  /**
+   * An autocommit write that spans shards: the proxy opened a transaction on every shard and
+   * commits them together (two-phase when enabled) or rolls them all back when one failed.
+   */
+  implicitTx: boolean;
 }
 
 /** Scatter plans, shared by every session (the planner parses; plans depend only on text and tables). */
 const scatterPlans = new ScatterPlanCache();
+
+/** A statement that changes rows (not DDL or utility commands, which cannot always run in a transaction block). */
+function isDataWrite(plan: StatementPlan): boolean {
+  if (plan.kind === 'insert-rows') return true;
+  if (plan.kind === 'keyed') return plan.write;
+  return plan.kind === 'broadcast' && (plan.reason === 'write-without-key' || plan.reason === 'reference-write');
+}
 
 /** A read that may span shards and so needs the scatter planner (keyed reads with IN lists too). */
 function isScatterRead(plan: StatementPlan): boolean {
@@ -162,6 +174,8 @@ export class ClientSession implements ServerSink, SessionHandle {
   private txPrefix: Buffer[] = [];
   /** A distributed COMMIT/ROLLBACK is running its internal round trips. */
   private orchestrating = false;
+  /** While a fan-out sends its first messages: every shard it links joins the client's transaction. */
+  private fanOutJoinsTx = false;
   /** SQL PREPARE ran inside the transaction: its servers hold client state and are not pooled again. */
   private sqlPrepared = false;
   /** A statement waiting for a cutover hold on its range to be released. */
@@ -382,7 +396,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
     if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
 
-    if (this.ctx.holds.active && this.heldBy(plans, literals, null)) {
+    if (this.ctx.holds.active && this.heldBy(plans, literals, null) && !this.inHeldTransaction()) {
       this.defer([msg]);
       return;
     }
@@ -620,6 +634,16 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
   }
 
+  /**
+   * The open transaction already touched a held range: the cutover waits for it to end
+   * (waitInFlight), so its next statements run instead of waiting for the hold (a deadlock until the
+   * cutover's budget ran out). The source is not fenced while such a transaction is open.
+   */
+  private inHeldTransaction(): boolean {
+    for (const h of this.ctx.holds.list()) if (this.touchesRange(h.keyspaceId, h.lo, h.hi)) return true;
+    return false;
+  }
+
   /** SessionHandle: an open transaction of this client touched [lo, hi) of the key space. */
   touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean {
     if (this.txStatus() === 'I' && this.held.length === 0) return false;
@@ -687,36 +711,65 @@ export class ClientSession implements ServerSink, SessionHandle {
         if (failed) return { tag: null, err: serverError(failed.error!) };
         return { tag: results[0]!.tag, err: null };
       }
-      const failedTx = this.clientFailed || links.some((l) => l.server.txStatus === 'E');
-      if (op === 'rollback' || op === 'rollback-to' || failedTx || !this.twoPhase || !this.ctx.twoPhase) {
+      if (op === 'rollback') {
         await Promise.all(links.map((l) => this.internal(l, 'ROLLBACK')));
         return { tag: 'ROLLBACK', err: null };
       }
-      const coordinator = this.ctx.twoPhase;
-      const base = coordinator.newBase();
-      const gid = (l: Link) => `'${TwoPhaseCoordinator.gid(base, l.shardId)}'`;
-      const prepared = await Promise.all(links.map((l) => this.internal(l, `PREPARE TRANSACTION ${gid(l)}`)));
-      const ok = prepared.map((r) => !r.error && r.tag === 'PREPARE TRANSACTION');
-      if (process.env.PGTIDE_TEST_CRASH === 'after-prepare') process.kill(process.pid, 'SIGKILL');
-      if (!ok.every(Boolean)) {
-        await Promise.all(links.map((l, i) => (ok[i] ? this.internal(l, `ROLLBACK PREPARED ${gid(l)}`) : this.internal(l, 'ROLLBACK'))));
-        const e = prepared.find((r) => r.error)?.error;
-        return { tag: null, err: e ? serverError(e) : new SessionError('PREPARE_FAILED', 'a shard could not prepare the transaction; it was rolled back on every shard', { sqlstate: '40001' }) };
-      }
-      try {
-        await coordinator.decideCommit(base, links.map((l) => l.shardId));
-      } catch (err) {
-        await Promise.all(links.map((l) => this.internal(l, `ROLLBACK PREPARED ${gid(l)}`)));
-        return { tag: null, err: new SessionError('COMMIT_DECISION_FAILED', `could not record the commit decision in the catalog (${(err as Error).message}); the transaction was rolled back on every shard`, { sqlstate: '08006' }) };
-      }
-      // Point of no return: the decision is durable; recovery finishes the commit if we die now.
-      if (process.env.PGTIDE_TEST_CRASH === 'after-decision') process.kill(process.pid, 'SIGKILL');
-      const committed = await Promise.all(links.map((l) => this.internal(l, `COMMIT PREPARED ${gid(l)}`)));
-      if (committed.every((r) => !r.error)) await coordinator.forget(base);
-      else this.ctx.log.warn({ gid: base }, 'COMMIT PREPARED failed on a shard; recovery will finish it');
-      return { tag: 'COMMIT', err: null };
+      return this.commitLinks(links, false);
     };
     run().then(({ tag, err }, ) => this.endDistributed(tag, err, reply), (err: unknown) => this.endDistributed(null, err, reply));
+  }
+
+  /**
+   * Commit the transactions open on `links` together: two-phase commit when it is on. Without it
+   * an explicit transaction block never reaches here with several shards (0A000 before), but an
+   * autocommit write does (`plainCommit`): its shards COMMIT one after the other, so an error rolls
+   * all back, and only a crash between two COMMITs could leave it half applied.
+   */
+  private async commitLinks(links: Link[], plainCommit: boolean): Promise<{ tag: string | null; err: unknown }> {
+    const failedTx = this.clientFailed || links.some((l) => l.server.txStatus === 'E');
+    if (failedTx || ((!this.twoPhase || !this.ctx.twoPhase) && !plainCommit)) {
+      await Promise.all(links.map((l) => this.internal(l, 'ROLLBACK')));
+      return { tag: 'ROLLBACK', err: null };
+    }
+    if (!this.twoPhase || !this.ctx.twoPhase) {
+      const done: number[] = [];
+      for (const [i, l] of links.entries()) {
+        const r = await this.internal(l, 'COMMIT');
+        if (r.error || r.tag !== 'COMMIT') {
+          await Promise.all(links.slice(i + 1).map((x) => this.internal(x, 'ROLLBACK')));
+          if (done.length === 0) return { tag: null, err: r.error ? serverError(r.error) : new SessionError('COMMIT_FAILED', `shard ${l.shardId} rolled back the transaction; it was rolled back on every shard`, { sqlstate: '40001' }) };
+          return { tag: null, err: new SessionError('PARTIAL_COMMIT', `the statement committed on shard${done.length > 1 ? 's' : ''} ${done.join(', ')} but failed to commit on shard ${l.shardId}${r.error ? `: ${r.error.M ?? ''}` : ''}`, {
+            sqlstate: '40003', hint: 'turn on two-phase commit (two_phase_commit: true) to make writes that span shards atomic even when a commit fails',
+          }) };
+        }
+        done.push(l.shardId);
+      }
+      return { tag: 'COMMIT', err: null };
+    }
+    const coordinator = this.ctx.twoPhase;
+    const base = coordinator.newBase();
+    const gid = (l: Link) => `'${TwoPhaseCoordinator.gid(base, l.shardId)}'`;
+    const prepared = await Promise.all(links.map((l) => this.internal(l, `PREPARE TRANSACTION ${gid(l)}`)));
+    const ok = prepared.map((r) => !r.error && r.tag === 'PREPARE TRANSACTION');
+    if (process.env.PGTIDE_TEST_CRASH === 'after-prepare') process.kill(process.pid, 'SIGKILL');
+    if (!ok.every(Boolean)) {
+      await Promise.all(links.map((l, i) => (ok[i] ? this.internal(l, `ROLLBACK PREPARED ${gid(l)}`) : this.internal(l, 'ROLLBACK'))));
+      const e = prepared.find((r) => r.error)?.error;
+      return { tag: null, err: e ? serverError(e) : new SessionError('PREPARE_FAILED', 'a shard could not prepare the transaction; it was rolled back on every shard', { sqlstate: '40001' }) };
+    }
+    try {
+      await coordinator.decideCommit(base, links.map((l) => l.shardId));
+    } catch (err) {
+      await Promise.all(links.map((l) => this.internal(l, `ROLLBACK PREPARED ${gid(l)}`)));
+      return { tag: null, err: new SessionError('COMMIT_DECISION_FAILED', `could not record the commit decision in the catalog (${(err as Error).message}); the transaction was rolled back on every shard`, { sqlstate: '08006' }) };
+    }
+    // Point of no return: the decision is durable; recovery finishes the commit if we die now.
+    if (process.env.PGTIDE_TEST_CRASH === 'after-decision') process.kill(process.pid, 'SIGKILL');
+    const committed = await Promise.all(links.map((l) => this.internal(l, `COMMIT PREPARED ${gid(l)}`)));
+    if (committed.every((r) => !r.error)) await coordinator.forget(base);
+    else this.ctx.log.warn({ gid: base }, 'COMMIT PREPARED failed on a shard; recovery will finish it');
+    return { tag: 'COMMIT', err: null };
   }
 
   private endDistributed(tag: string | null, err: unknown, reply: (tag: string | null, err: unknown) => void): void {
@@ -880,8 +933,9 @@ export class ClientSession implements ServerSink, SessionHandle {
         this.txPrefix = this.held;
         this.held = [];
         for (const stmt of this.txPrefix) this.sendToLink(link, stmt, QUERY_SWALLOW);
-      } else if (this.twoPhase && this.txLinks().length > 0) {
-        // A shard joining a distributed transaction starts it the way the client did.
+      } else if ((this.twoPhase && this.txLinks().length > 0) || this.fanOutJoinsTx) {
+        // A shard joining a distributed transaction starts it the way the client did. (In a
+        // fan-out the first shard's BEGIN has not been answered yet, so txLinks() cannot tell.)
         for (const stmt of this.txPrefix.length > 0 ? this.txPrefix : [BEGIN]) this.sendToLink(link, stmt, QUERY_SWALLOW);
       }
     }
@@ -1144,10 +1198,14 @@ export class ClientSession implements ServerSink, SessionHandle {
    * Query, or an extended batch ending in Sync). Every shard is linked before anything is sent,
    * so a shard that is down fails the statement before it ran anywhere.
    */
-  private startFanOut(shardIds: number[], kind: FanOut['kind'], send: (link: Link) => void, scatter: ScatterPlan | null = null, extended: { describeToClient: boolean } | null = null): void {
+  private startFanOut(shardIds: number[], kind: FanOut['kind'], send: (link: Link) => void, scatter: ScatterPlan | null = null, extended: { describeToClient: boolean } | null = null, write = false): void {
+    // An autocommit write on several shards runs in a transaction per shard, committed together.
+    const implicitTx = write && shardIds.length > 1 && this.txStatus() === 'I';
+    const inTx = implicitTx || this.held.length > 0 || this.txLinks().length > 0;
+    if (implicitTx) this.txPrefix = [];
     const f: FanOut = {
       pending: shardIds.length, leader: null, headerDone: false, held: [], rows: 0, tagVerb: null, error: null, copyOutSent: false, kind,
-      merger: null, index: new Map(), describeToClient: extended?.describeToClient ?? true, extended: extended !== null,
+      merger: null, index: new Map(), describeToClient: extended?.describeToClient ?? true, extended: extended !== null, implicitTx,
     };
     if (scatter) {
       // The merger's output waits behind the header like concatenated rows do (see fanOutMessage).
@@ -1181,7 +1239,12 @@ export class ClientSession implements ServerSink, SessionHandle {
       }
       this.fanOut!.leader = links[0]!;
       for (const link of links) this.fanOut!.index.set(link, shardIds.indexOf(link.shardId));
-      for (const link of links) send(link);
+      this.fanOutJoinsTx = inTx;
+      try {
+        for (const link of links) send(link);
+      } finally {
+        this.fanOutJoinsTx = false;
+      }
     };
     for (const shardId of shardIds) {
       const got = (link: Link) => {
@@ -1238,7 +1301,7 @@ export class ClientSession implements ServerSink, SessionHandle {
       this.prepareLink(link);
       link.server.unnamedKey = null;
       this.sendToLink(link, perShard.get(link.shardId)!, QUERY_FORWARD);
-    }, scatter);
+    }, scatter, null, isDataWrite(plan));
     // Replies are asynchronous: the merger is in place before any shard's CopyData arrives.
     if (plan.kind === 'copy' && this.fanOut) this.fanOut.copyOut = new CopyOutMerger(plan.format === 'binary', plan.options.header === true);
   }
@@ -1436,6 +1499,38 @@ export class ClientSession implements ServerSink, SessionHandle {
         f.held = [];
       }
     }
+    if (f.implicitTx) {
+      this.endImplicitTransaction(f);
+      return;
+    }
+    this.completeFanOut(f);
+  }
+
+  /** Commit (or, after an error, roll back) the per-shard transactions of an autocommit write, then answer. */
+  private endImplicitTransaction(f: FanOut): void {
+    this.orchestrating = true;
+    const links = [...f.index.keys()];
+    const end = async (): Promise<unknown> => {
+      if (f.error) {
+        await Promise.all(links.map((l) => this.internal(l, 'ROLLBACK')));
+        return null;
+      }
+      const r = await this.commitLinks(links, true);
+      return r.err;
+    };
+    end().then((err) => err, (err: unknown) => err).then((err) => {
+      this.orchestrating = false;
+      this.txPrefix = [];
+      if (this.closed) return;
+      if (err) {
+        f.error = bw.errorResponse(toErrorFields(err));
+        f.held = [];
+      }
+      this.completeFanOut(f);
+    });
+  }
+
+  private completeFanOut(f: FanOut): void {
     if (f.error) this.recError = true;
     this.finishRecording();
     this.releaseHeld(f);
@@ -1628,7 +1723,7 @@ export class ClientSession implements ServerSink, SessionHandle {
             this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, rewritten.planned), scatter, { describeToClient: rewritten.describeToClient });
             return;
           }
-          this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned));
+          this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned), null, null, isDataWrite(plan));
           return;
         }
         // Statements that need no particular shard (BEGIN, SET…) follow the others in the batch.
@@ -1641,7 +1736,7 @@ export class ClientSession implements ServerSink, SessionHandle {
       if (bindParams.length === 1) {
         const bp = bindParams[0]!;
         const bound = { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes };
-        if (this.ctx.holds.active && this.heldBy(bp.stmt.plans, bp.stmt.literals, bound)) {
+        if (this.ctx.holds.active && this.heldBy(bp.stmt.plans, bp.stmt.literals, bound) && !this.inHeldTransaction()) {
           this.defer(batch);
           return;
         }
