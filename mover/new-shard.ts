@@ -167,12 +167,15 @@ async function fingerprint(c: pg.ClientBase, table: string, cols: string): Promi
  * copy but not yet the other (a broadcast without two-phase commit is not atomic) shows up as a
  * difference and is settled by the next attempt; equal under both locks means equal from then on.
  */
-export async function syncReferenceTable(src: pg.ClientBase, dst: pg.ClientBase, table: string, opts: { lockTimeoutMs: number; attempts: number }): Promise<{ rows: number; copies: number }> {
+export async function syncReferenceTable(src: pg.ClientBase, dst: pg.ClientBase, table: string, opts: { lockTimeoutMs: number; attempts: number; settleMs?: number }): Promise<{ rows: number; copies: number }> {
   const cols = (await tableColumns(src, table))?.filter((c) => !c.generated).map((c) => quoteIdent(c.name)).join(', ');
   if (!cols) return { rows: 0, copies: 0 };
   const q = quoteTable(table);
   let copies = 0;
   let lastError = '';
+  // Equal once is confirmed by a second comparison a moment later: a write a proxy routed by the
+  // version before the joining one, still on its way to the source, lands in between.
+  let equalOnce = false;
   for (let attempt = 0; attempt < opts.attempts; attempt++) {
     try {
       await src.query('BEGIN');
@@ -185,8 +188,12 @@ export async function syncReferenceTable(src: pg.ClientBase, dst: pg.ClientBase,
       if (a === (await fingerprint(dst, table, cols))) {
         await dst.query('COMMIT');
         await src.query('COMMIT');
-        return { rows: Number(a.split(':')[0]), copies };
+        if (equalOnce) return { rows: Number(a.split(':')[0]), copies };
+        equalOnce = true;
+        await new Promise((r) => setTimeout(r, opts.settleMs ?? 500));
+        continue;
       }
+      equalOnce = false;
       await dst.query(`DELETE FROM ${q}`);
       await copyPipe(src, `COPY (SELECT ${cols} FROM ${q}) TO STDOUT`, dst, `COPY ${q} (${cols}) FROM STDIN`);
       copies++;

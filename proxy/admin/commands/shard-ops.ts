@@ -3,6 +3,7 @@ import { redactUrl } from '../../../config/config-file.js';
 import { AdminError } from '../admin-session.js';
 import type { AdminCommand } from '../result.js';
 import { shardOpsOf } from '../shard-ops-api.js';
+import { parseSize } from '../size.js';
 import { announce } from './announce.js';
 
 const syntaxError = (expected: string) => new AdminError('SYNTAX', `syntax error: expected ${expected}`, { sqlstate: '42601' });
@@ -14,22 +15,6 @@ function idArg(rest: string | undefined, what: string, syntax: string): number {
   const n = Number(words[0]);
   if (!/^\d+$/.test(words[0]!) || !Number.isSafeInteger(n)) throw new AdminError('BAD_ARGUMENT', `${what} must be a non-negative integer, got ${words[0]}`, { sqlstate: '22023' });
   return n;
-}
-
-const UNITS: Record<string, number> = { '': 1, b: 1, byte: 1, bytes: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
-
-/** A size as pg_size_bytes reads it ('10 GB', 10737418240, 512MB; units of 1024), or null for none/unlimited. */
-export function parseSize(text: string): number | null {
-  const t = text.trim().replace(/^'(.*)'$/s, '$1').trim();
-  if (/^(none|unlimited|default)$/i.test(t)) return null;
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(t);
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) {
-    throw new AdminError('BAD_SIZE', `invalid size: ${JSON.stringify(t)}`, { sqlstate: '22023', hint: "a number of bytes with an optional unit (kB, MB, GB, TB), e.g. '50 GB', or none" });
-  }
-  const bytes = Math.round(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new AdminError('BAD_SIZE', `max_bytes must be above zero and below 8 PB, got ${JSON.stringify(t)}`, { sqlstate: '22023' });
-  return bytes;
 }
 
 export const addShard: AdminCommand = {
