@@ -23,7 +23,8 @@ import * as bw from '../protocol/backend-writer.js';
 import { toErrorFields, ProtocolError } from '../protocol/errors.js';
 import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
-import { buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { buildBind, buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { splitInsertRows } from './insert-split.js';
 import { ScatterMerger, ScatterPlanCache, type ScatterPlan } from '../scatter/index.js';
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
@@ -1480,6 +1481,39 @@ export class ClientSession implements ServerSink, SessionHandle {
     return { planned: out, describeToClient: described };
   }
 
+  /**
+   * A multi-row INSERT with parameters whose rows belong to several shards: each shard's batch
+   * carries a statement with only its rows (parameters renumbered) and a Bind with their values.
+   * A Describe of the statement keeps the client's statement, so the parameter description the
+   * client sees lists all of its parameters.
+   */
+  private insertRowsBatches(planned: PlannedMessage[], bp: { stmt: ClientStatement; values: (Buffer | null)[]; formats: number[] }, plan: Extract<StatementPlan, { kind: 'insert-rows' }>): Map<number, PlannedMessage[]> {
+    const stmt = bp.stmt;
+    const rowShards = resolveRowShards(plan, stmt.literals, { values: bp.values, formats: bp.formats, types: stmt.reg.paramTypes }, this.ctx.routing());
+    const parts = splitInsertRows(stmt.reg.sql, plan, rowShards, stmt.reg.paramTypes, bp.values, bp.formats);
+    const out = new Map<number, PlannedMessage[]>();
+    for (const [shard, part] of parts) {
+      const shardStmt: ClientStatement = {
+        reg: this.ctx.statements.intern(part.sql, part.paramTypes), key: StatementRegistry.key(part.sql, part.paramTypes),
+        plans: stmt.plans, literals: stmt.literals, parseBytes: buildParse('', part.sql, part.paramTypes),
+      };
+      const list: PlannedMessage[] = [];
+      for (const p of planned) {
+        const code = p.msg.code;
+        if (p.stmt === stmt && code === FrontendCode.Parse) {
+          list.push(p.name === '' ? { msg: { code, bytes: shardStmt.parseBytes }, stmt: shardStmt, name: '' } : { ...p, stmt: shardStmt });
+        } else if (p.stmt === stmt && code === FrontendCode.Bind) {
+          const b = parseBind(p.msg.bytes);
+          list.push({ msg: { code, bytes: buildBind(b.portal, b.statement, part.values, part.formats, b.resultFormats) }, stmt: shardStmt, name: p.name });
+        } else {
+          list.push(p);
+        }
+      }
+      out.set(shard, list);
+    }
+    return out;
+  }
+
   private releaseHeld(f: FanOut): void {
     f.headerDone = true;
     if (f.held.length > 0 && !f.error) for (const b of f.held) this.write(b);
@@ -1706,11 +1740,9 @@ export class ClientSession implements ServerSink, SessionHandle {
         const t = this.targetShards(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes });
         if (t.fanout) {
           const plan = bp.stmt.plans[0]!;
-          if (bindParams.length !== 1 || !endsWithSync || plan.kind === 'insert-rows' || plan.kind === 'copy') {
-            throw new SessionError('EXTENDED_FANOUT', plan.kind === 'insert-rows'
-              ? 'a multi-row INSERT with parameters whose rows belong to different shards is not supported yet'
-              : 'a statement that needs several shards must be the only one in its pipeline (one Bind per Sync)', {
-              sqlstate: '0A000', hint: plan.kind === 'insert-rows' ? 'insert the rows one statement per shard key, or send literals' : 'send a Sync after it',
+          if (bindParams.length !== 1 || !endsWithSync || plan.kind === 'copy') {
+            throw new SessionError('EXTENDED_FANOUT', 'a statement that needs several shards must be the only one in its pipeline (one Bind per Sync)', {
+              sqlstate: '0A000', hint: 'send a Sync after it',
             });
           }
           this.ctx.counters[plan.kind === 'broadcast' ? 'broadcast' : 'scatter']++;
@@ -1721,6 +1753,11 @@ export class ClientSession implements ServerSink, SessionHandle {
             const scatter = scatterPlans.plan(bp.stmt.reg.sql, index, index.version);
             const rewritten = this.scatterBatch(planned, bp.stmt, scatter);
             this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, rewritten.planned), scatter, { describeToClient: rewritten.describeToClient });
+            return;
+          }
+          if (plan.kind === 'insert-rows') {
+            const perShard = this.insertRowsBatches(planned, bp, plan);
+            this.startFanOut([...perShard.keys()], 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), null, null, true);
             return;
           }
           this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned), null, null, isDataWrite(plan));

@@ -104,6 +104,37 @@ describe('atomic writes across shards', () => {
     assert.ok([...(await stored()).values()].every((v) => v === 7));
   });
 
+  test('a multi-row INSERT with parameters is split per shard (unnamed, named, RETURNING, ON CONFLICT)', async () => {
+    await app.query('SET pgtide.two_phase_commit = on');
+    await app.query('DELETE FROM acct');
+    const ids = [21, 22, 23, 24, 25, 26];
+    assert.ok(new Set(ids.map(shardOf)).size === 2, 'the rows span both shards');
+    const values = ids.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ');
+    const r = await app.query(`INSERT INTO acct (id, v) VALUES ${values} RETURNING id, v`, ids.flatMap((id) => [id, id * 10]));
+    assert.equal(r.rowCount, 6);
+    assert.deepEqual(r.rows.map((x) => Number(x.id)).sort((a, b) => a - b), ids, 'RETURNING brings every shard\'s rows');
+    for (const id of ids) {
+      const own = (await shards[shardOf(id)]!.query('SELECT v FROM acct WHERE id = $1', [id])).rows;
+      assert.deepEqual(own, [{ v: id * 10 }], `row ${id} on its owner`);
+      assert.equal((await shards[1 - shardOf(id)]!.query('SELECT count(*)::int AS n FROM acct WHERE id = $1', [id])).rows[0].n, 0, `row ${id} only there`);
+    }
+    // A named statement, run twice with other values; the tail has a parameter of its own.
+    const upsert = { name: 'upsert-acct', text: 'INSERT INTO acct (id, v) VALUES ($1::int8, $2), ($3::int8, $2), ($4::int8, $2) ON CONFLICT (id) DO UPDATE SET v = acct.v + $5' };
+    const a = await app.query({ ...upsert, values: [21, 1, 22, 31, 1000] });
+    assert.equal(a.rowCount, 3);
+    const b = await app.query({ ...upsert, values: [23, 1, 24, 32, 1000] });
+    assert.equal(b.rowCount, 3);
+    const now = await stored();
+    assert.equal(now.get(21), 1210);
+    assert.equal(now.get(24), 1240);
+    assert.equal(now.get(31), 1);
+    assert.equal(now.get(32), 1);
+    assert.equal(now.size, 8);
+    // A duplicate on one shard: nothing of the statement is left anywhere.
+    await assert.rejects(app.query('INSERT INTO acct (id, v) VALUES ($1, 0), ($2, 0), ($3, 0), ($4, 0)', [41, 42, 43, 21]), (e: { code?: string }) => e.code === '23505');
+    assert.equal((await stored()).size, 8);
+  });
+
   test('no prepared transaction is left behind', async () => {
     for (const s of shards) assert.equal((await s.query('SELECT count(*)::int AS n FROM pg_prepared_xacts')).rows[0].n, 0);
   });
