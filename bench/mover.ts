@@ -159,6 +159,13 @@ async function underLoad(parts: Set<string>): Promise<{ cutover?: object; foregr
   };
   let cl: BenchCluster | null = null;
   let mover: Mover | null = null;
+  // Ctrl-C / SIGTERM: stop the servers this bench started before exiting.
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`${sig}: stopping the bench cluster\n`);
+    void Promise.resolve(cl?.stop()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     cl = await startBenchCluster({ partitions: PARTITIONS, poolSize: 16 });
     const byPartition = await fillAccounts(cl, BASE_ROWS);
@@ -187,6 +194,8 @@ async function underLoad(parts: Set<string>): Promise<{ cutover?: object; foregr
     }
     return out;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await mover?.close().catch(() => {});
     await cl?.stop().catch(() => {});
   }

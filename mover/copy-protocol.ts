@@ -98,10 +98,16 @@ export class CopyIn extends CopySubmittable {
     else if (this.ended === 'fail') c.sendCopyFail(this.failMessage);
   }
 
+  /**
+   * `chunk` may be a view into the other connection's receive buffer, which pg-protocol reuses
+   * (it moves a partial message to the buffer's start): sending serializes (copies) it at once,
+   * buffering must copy it. Buffered views were overwritten before the target was ready and the
+   * target got rows spliced from other rows (a move failed with 22P02 under load).
+   */
   write(chunk: Buffer): void {
     if (this.error) return; // the server refused the COPY and would ignore the rest
     if (this.conn) this.conn.sendCopyFromChunk(chunk);
-    else this.pending.push(chunk);
+    else this.pending.push(Buffer.from(chunk));
   }
 
   end(): void {
@@ -131,9 +137,12 @@ export interface PipeResult {
 export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.ClientBase, inSql: string): Promise<PipeResult> {
   const sink = new CopyIn(inSql);
   void dst.query(sink as unknown as pg.QueryConfig);
-  let lastRow: Buffer | null = null;
+  // The last row is kept as a copy: the chunk is a view into src's receive buffer (see CopyIn.write).
+  let last = Buffer.allocUnsafe(256);
+  let lastLength = -1;
   const source = new CopyOut(outSql, (chunk) => {
-    lastRow = chunk;
+    if (chunk.length > last.length) last = Buffer.allocUnsafe(Math.max(chunk.length, last.length * 2));
+    lastLength = chunk.copy(last);
     sink.write(chunk);
   });
   void src.query(source as unknown as pg.QueryConfig);
@@ -146,7 +155,7 @@ export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.Clien
   }
   sink.end();
   const rows = await sink.done;
-  return { rows, bytes: source.bytes, lastRow };
+  return { rows, bytes: source.bytes, lastRow: lastLength < 0 ? null : Buffer.from(last.subarray(0, lastLength)) };
 }
 
 /** Decode one field of a COPY text-format row (backslash escapes; `\N` is NULL). */

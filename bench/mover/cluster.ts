@@ -24,6 +24,8 @@ export interface BenchCluster {
   shard(i: number): Promise<pg.Client>;
   /** The accounts partitions of the proxy's current routing table. */
   partitions(): Partition[];
+  /** The servers' last ERROR/FATAL log lines (name: line), for reports of failed jobs. */
+  serverErrors(): string[];
   stop(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startBenchCluster(opts: { partitions: number; poolSize?: n
   chmodSync(dir, 0o755);
   const servers: EmbeddedServer[] = [];
   const clients: pg.Client[] = [];
+  const errors: string[] = [];
   let proxy: RunningProxy | null = null;
   const stop = async () => {
     await Promise.allSettled(clients.map((c) => c.end()));
@@ -49,7 +52,14 @@ export async function startBenchCluster(opts: { partitions: number; poolSize?: n
   try {
     for (const name of ['catalog', 'shard-0', 'shard-1']) {
       servers.push(await startEmbeddedServer({ dataDir: join(dir, name), port: await freePort(), user: 'postgres', password: PASSWORD, ephemeral: true,
-        settings: { max_connections: 100, max_prepared_transactions: 16 } }));
+        settings: { max_connections: 100, max_prepared_transactions: 16 },
+        onLog: (chunk) => {
+          for (const line of chunk.split('\n')) {
+            if (!/\b(ERROR|FATAL|PANIC):/.test(line)) continue;
+            errors.push(`${name}: ${line.trim()}`);
+            if (errors.length > 200) errors.shift();
+          }
+        } }));
     }
     const [catalog, ...shards] = servers as [EmbeddedServer, ...EmbeddedServer[]];
     for (const s of shards) {
@@ -84,6 +94,7 @@ export async function startBenchCluster(opts: { partitions: number; poolSize?: n
         const ks = t.tables.find((x) => x.name === 'accounts')!.keyspaceId;
         return t.partitions.filter((p) => p.keyspaceId === ks);
       },
+      serverErrors: () => [...errors],
       stop,
     };
   } catch (err) {

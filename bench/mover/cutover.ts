@@ -67,7 +67,10 @@ export async function runCutoverBench(cl: BenchCluster, mover: Mover, control: T
         done = await mover.runJob(job.id);
       }
       const ms = nowMs() - t0;
-      if (done.state !== 'done') throw new Error(`cutover bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
+      if (done.state !== 'done') {
+        say(`  server errors: ${cl.serverErrors().slice(-10).join('\n    ') || 'none'}`);
+        throw new Error(`cutover bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
+      }
       const row = await mover.store.load(job.id);
       const windows = control.forJob(job.id);
       const recs = row.cutover?.attempts ?? [];

@@ -81,7 +81,10 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
         rounds.push({ before: [b0, b1], copy: [clock.first(job.id, 'state:copying') ?? j0, j1], job: [j0, j1], jobId: job.id, from: p.shardId, to: target, throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied, starved: true });
         break;
       }
-      if (done.state !== 'done') throw new Error(`foreground bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
+      if (done.state !== 'done') {
+        say(`  server errors: ${cl.serverErrors().slice(-10).join('\n    ') || 'none'}`);
+        throw new Error(`foreground bench: job ${job.id} ended ${done.state}: ${done.error ?? done.reason}`);
+      }
       const d = await mover.jobDetail(job.id);
       const c0 = clock.first(job.id, 'state:copying') ?? j0;
       const c1 = clock.first(job.id, 'state:catching_up') ?? j1;

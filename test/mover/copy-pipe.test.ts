@@ -1,6 +1,7 @@
 // copyPipe between two connections: a COPY refused by either server rejects (it used to hang
 // forever: pg drops its active query on an ErrorResponse, so the ReadyForQuery never reached the
-// COPY submittable), and both connections are usable afterwards.
+// COPY submittable), and both connections are usable afterwards; rows that arrive before the
+// target accepts them are buffered as copies (they were views into a reused receive buffer).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
@@ -15,7 +16,7 @@ before(async () => {
   server = await startTestServer();
   src = await server.client();
   dst = await server.client();
-  await src.query('CREATE TABLE pipe_src (id int8 PRIMARY KEY, v text); INSERT INTO pipe_src SELECT g, md5(g::text) FROM generate_series(1, 5000) g');
+  await src.query('CREATE TABLE pipe_src (id int8 PRIMARY KEY, v text); INSERT INTO pipe_src SELECT g, md5(g::text) FROM generate_series(1, 20000) g');
   await src.query('CREATE TABLE pipe_dst (id int8 PRIMARY KEY, v text)');
 });
 after(() => stopAllTestServers());
@@ -48,8 +49,22 @@ test('a source that fails mid-COPY rejects the pipe; the target gets CopyFail an
 test('a clean pipe still reports rows, bytes and the last row', async () => {
   await dst.query('TRUNCATE pipe_dst');
   const r = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000);
-  assert.equal(r.rows, 5000);
-  assert.ok(r.bytes > 5000 * 30);
-  assert.match(r.lastRow!.toString(), /^5000\t/);
-  assert.equal(Number((await dst.query('SELECT count(*) AS n FROM pipe_dst')).rows[0].n), 5000);
+  assert.equal(r.rows, 20000);
+  assert.ok(r.bytes > 20000 * 30);
+  assert.match(r.lastRow!.toString(), /^20000\t/);
+  assert.equal(Number((await dst.query('SELECT count(*) AS n FROM pipe_dst')).rows[0].n), 20000);
+});
+
+const SUM = (t: string) => `SELECT count(*) AS n, md5(string_agg(id::text || ':' || v, ',' ORDER BY id)) AS sum FROM ${t}`;
+
+test('rows that stream in before the target is ready are buffered intact', async () => {
+  await dst.query('TRUNCATE pipe_dst');
+  // The target's COPY waits behind this in pg's queue, so the source's rows arrive first and are buffered.
+  const busy = dst.query('SELECT pg_sleep(0.5)');
+  const r = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000);
+  await busy;
+  assert.equal(r.rows, 20000);
+  assert.match(r.lastRow!.toString(), /^20000\t/);
+  const [a, b] = [(await src.query(SUM('pipe_src'))).rows[0], (await dst.query(SUM('pipe_dst'))).rows[0]];
+  assert.deepEqual(b, a, 'the target holds exactly the source rows');
 });
