@@ -429,8 +429,14 @@ class LiveCutover implements CutoverSteps {
 
   async abortCutover(_reason: string): Promise<void> {
     // Capture again (so nothing written from now on escapes), then let held queries go to the source.
-    await setTriggerMode(await this.run.source(), await this.run.spec(), 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
-    await this.m.routing.release(this.run.range);
+    // Held queries are released even when lifting the fence fails (a long transaction on the table
+    // outlasts lock_timeout; the job retries it): still fenced, they hit the fence and retry rather
+    // than wait without a bound.
+    try {
+      await setTriggerMode(await this.run.source(), await this.run.spec(), 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
+    } finally {
+      await this.m.routing.release(this.run.range);
+    }
   }
 
   async routingSwitched(): Promise<number | null> {

@@ -365,6 +365,7 @@ function keyInRange(lo: bigint, hi: bigint): number {
 
 async function killLeader(job: number, planned: KillKind, delayMs: number): Promise<Kill> {
   const p = await leader();
+  assert.ok(proxies.every((q) => alive(q)), `both proxies are up before kill ${kills.length + 1}`);
   const proc = p.proc!;
   if (delayMs > 0) await sleep(delayMs);
   const k: Kill = { job, planned, proxy: p.name, pid: proc.pid!, state: '?', delayMs, at: Date.now() };
@@ -395,29 +396,47 @@ async function restarted(): Promise<void> {
   say(`leader now ${l.name}`);
 }
 
-async function killDuring(job: number, lo: bigint, hi: bigint, source: pg.Client, kind: KillKind): Promise<void> {
+/**
+ * An open transaction on the moving range through a proxy: when that proxy leads the cutover, it
+ * holds traffic and waits for this transaction (up to the job's budget), so a kill lands there.
+ */
+let blocker: pg.Client | null = null;
+async function openBlocker(on: Proxy, lo: bigint, hi: bigint): Promise<void> {
+  const c = await client(on.port);
+  blocker = c;
+  try {
+    await c.query('BEGIN');
+    await c.query('UPDATE accounts SET note = note WHERE id = $1', [keyInRange(lo, hi)]);
+  } catch {
+    // the job may already be cutting over (the statement is held): the kill still lands in it
+  }
+}
+
+async function killDuring(job: number, lo: bigint, hi: bigint, source: pg.Client, kind: KillKind, holdLater: boolean): Promise<void> {
+  // The proxy killed last is back first: every kill leaves one proxy (and its writers) running.
+  await restarted();
   const beyond = (s: string, target: string) => (STATE_RANK[s] ?? 9) >= STATE_RANK[target]!;
   if (kind === 'copying' || kind === 'catching_up' || kind === 'cleanup') {
     await waitJobState(job, (s) => beyond(s, kind), `to reach ${kind}`);
     const delay = kind === 'copying' ? rnd(400) : kind === 'catching_up' ? rnd(60) : rnd(2000);
+    // A hold kill comes next in this job: its blocker goes on the proxy that will lead the cutover.
+    if (holdLater) {
+      const l = await leader();
+      await openBlocker(proxies.find((p) => p !== l)!, lo, hi);
+    }
     restart(await killLeader(job, kind, delay));
     return;
   }
   if (kind === 'cutover-hold') {
-    // An open transaction on the range through the leader: the cutover holds traffic and waits for it.
     await waitJobState(job, (s) => beyond(s, 'copying'), 'to copy');
-    const l = await leader();
-    const blocker = await client(l.port);
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query('UPDATE accounts SET note = note WHERE id = $1', [keyInRange(lo, hi)]);
-    } catch {
-      // the job may already be cutting over (the statement is held): the kill below still lands in it
-    }
-    void blocker.query('SELECT 1').catch(() => {});
+    if (!blocker) await openBlocker(await leader(), lo, hi);
+    void blocker!.query('SELECT 1').catch(() => {});
     await waitJobState(job, (s) => beyond(s, 'cutover'), 'to start its cutover', 120000, 10);
+    const l = await leader();
+    assert.equal(blocker!.port, l.port, 'the blocking transaction is on the proxy that leads the cutover');
     const k = await killLeader(job, kind, rnd(500));
     await close(blocker);
+    blocker = null;
     restart(k);
     return;
   }
@@ -458,11 +477,13 @@ async function armSwitchLock(partitionId: number): Promise<void> {
 
 async function runJobWithKills(partitionId: number, target: number, sourceShard: number, plan: KillKind[]): Promise<void> {
   const { lo, hi } = (await catalog.loadRoutingTable()).partitions.find((p) => p.id === partitionId)!;
-  const jobId = (await mover.startMove(partitionId, target, JOB)).id;
+  // A job whose cutover is to be held gets a long budget: the held attempt outlasts a restart.
+  const settings = plan.includes('cutover-hold') ? { ...JOB, cutoverBudgetMs: 20000 } : JOB;
+  const jobId = (await mover.startMove(partitionId, target, settings)).id;
   // Armed before the job can reach its cutover, so no earlier kill or restart lets the switch pass it.
   if (plan.includes('cutover-fenced')) await armSwitchLock(partitionId);
   say(`job ${jobId}: partition ${partitionId} from shard ${sourceShard} to shard ${target}`);
-  for (const kind of plan) await killDuring(jobId, lo, hi, shards[sourceShard]!, kind);
+  for (const [i, kind] of plan.entries()) await killDuring(jobId, lo, hi, shards[sourceShard]!, kind, plan.indexOf('cutover-hold') > i);
   const end = await waitJobState(jobId, (s) => s === 'done' || s === 'rolled_back' || s === 'cancelled', 'to finish', 180000, 100);
   assert.equal(end, 'done', `job ${jobId} ended ${end}`);
   say(`job ${jobId} done`);
@@ -472,7 +493,9 @@ async function runJobWithKills(partitionId: number, target: number, sourceShard:
 // ---------------------------------------------------------------- the test
 
 test('the leader proxy SIGKILLed at random points of a move, a split-and-move and a move back: the other proxy finishes every job, nothing lost, survivors see no error', { timeout: 540_000 }, async () => {
-  // Kill plan: the two cutover kills go to two different jobs; copying, catching_up and cleanup one per job.
+  // Kill plan: the two cutover kills go to two different jobs; copying and catching_up to the other
+  // two jobs (never before the fenced kill in its job: a proxy restarting then would wait behind the
+  // blocked routing switch, and the fenced kill would find no other proxy alive); cleanup anywhere.
   const perm = (n: number) => {
     const a = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
@@ -482,11 +505,13 @@ test('the leader proxy SIGKILLed at random points of a move, a split-and-move an
     return a;
   };
   const plan: KillKind[][] = [[], [], []];
-  const cut = perm(3);
-  plan[cut[0]!]!.push('cutover-hold');
-  plan[cut[1]!]!.push('cutover-fenced');
-  const rest = perm(3);
-  (['copying', 'catching_up', 'cleanup'] as const).forEach((kind, i) => plan[rest[i]!]!.push(kind));
+  const [fenced, hold, other] = perm(3) as [number, number, number];
+  plan[fenced]!.push('cutover-fenced');
+  plan[hold]!.push('cutover-hold');
+  const early = rnd(2) === 0 ? ['copying', 'catching_up'] as const : ['catching_up', 'copying'] as const;
+  plan[hold]!.push(early[0]);
+  plan[other]!.push(early[1]);
+  plan[rnd(3)]!.push('cleanup');
   for (const p of plan) p.sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
   say(`kill plan (PGTIDE_KILL_SEED=${SEED}): move [${plan[0]!.join(', ')}], split+move [${plan[1]!.join(', ')}], move back [${plan[2]!.join(', ')}]`);
 
