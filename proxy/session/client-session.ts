@@ -25,6 +25,7 @@ import { FrontendCode, type FrontendMessage, type FrontendReader } from '../prot
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
 import { buildBind, buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
 import { splitInsertRows } from './insert-split.js';
+import { parseSetval, shardSetvalSql } from './setval.js';
 import { ScatterMerger, ScatterPlanCache, type ScatterPlan } from '../scatter/index.js';
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
@@ -401,6 +402,7 @@ export class ClientSession implements ServerSink, SessionHandle {
       this.defer([msg]);
       return;
     }
+    if (plans.length === 1 && first.kind === 'unsharded' && first.tables.length === 0 && this.txStatus() === 'I' && this.setvalEverywhere(sql)) return;
     const target = this.targetShards(plans, literals, null);
     this.noteAccess(plans, literals, null, msg.bytes.length);
     this.noteTouched(plans, literals, null);
@@ -1265,6 +1267,19 @@ export class ClientSession implements ServerSink, SessionHandle {
         if (--remaining === 0) go();
       });
     }
+  }
+
+  /** A restore's setval on a sequence: every shard sets its own (see setval.ts). */
+  private setvalEverywhere(sql: string): boolean {
+    const call = parseSetval(sql);
+    const shards = this.ctx.routing().dataShardIds();
+    if (!call || shards.length < 2) return false;
+    this.ctx.counters.broadcast++;
+    this.startFanOut(shards, 'rows', (link) => {
+      this.prepareLink(link);
+      this.sendToLink(link, buildQuery(shardSetvalSql(call, link.shardId, link.shardId === shards[0])), QUERY_FORWARD);
+    });
+    return true;
   }
 
   private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[]): void {

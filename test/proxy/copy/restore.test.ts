@@ -85,6 +85,14 @@ async function check(cluster: TestCluster): Promise<void> {
     assert.equal((await s.query("SELECT count(*)::int AS n FROM pg_indexes WHERE indexname IN ('orders_customer', 'orders_pkey')")).rows[0].n, 2);
   }
   assert.equal((await s0.query("SELECT obj_description('notes'::regclass) AS d")).rows[0].d, 'free-form notes');
+  // The dump's setval reached every shard: each shard's sequence hands out its own residue, above
+  // every restored id (one shard's sequence left at its start would collide with restored rows).
+  const maxId = Number((await source.query('SELECT max(id) AS m FROM orders')).rows[0].m);
+  for (const [i, s] of [s0, s1].entries()) {
+    const next = Number((await s.query("SELECT nextval('orders_id_seq') AS n")).rows[0].n);
+    assert.ok(next > maxId, `shard ${i}: next id ${next} is above the restored ${maxId}`);
+    assert.equal(next % 64, (i + 1) % 64, `shard ${i}: next id ${next} keeps the shard's residue`);
+  }
 }
 
 test('pg_restore of a custom-format dump through the proxy: pre-data, SHARD TABLE, data, post-data', { skip: missing ? `${missing} not installed` : false }, async () => {
