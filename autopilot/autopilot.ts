@@ -170,7 +170,7 @@ export class Autopilot {
     const t0 = performance.now();
     if (this.abort.signal.aborted) return null;
     const result = await forecastInWorker({
-      inputs,
+      inputs, priority: s.forecast_priority,
       opts: {
         horizon: s.horizon, quantiles: [...LEVELS], model: 'auto', events: evs,
         lstm: s.lstm === 'off' ? false : pretrained !== undefined ? { pretrained } : { epochs: s.lstm_epochs, samples: s.lstm_samples },

@@ -12,16 +12,19 @@ export function forecastInWorker(job: ForecastJob, timeoutMs = FORECAST_TIMEOUT_
     // Low priority is not available per thread in Node; the worker yields the main loop entirely.
     const worker = new Worker(new URL('./forecast-worker.js', import.meta.url), { workerData: job });
     let settled = false;
+    const onAbort = (): void => finish(new AutopilotError('FORECAST_ABORTED', 'forecast stopped: the proxy is shutting down'));
     const finish = (err?: Error, res?: PredictResult): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // The signal lives as long as the autopilot: a listener left behind per run would pile up.
+      signal?.removeEventListener('abort', onAbort);
       void worker.terminate();
       if (err) reject(err); else resolve(res!);
     };
     const timer = setTimeout(() => finish(new AutopilotError('FORECAST_TIMEOUT', `forecast worker timed out after ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
-    signal?.addEventListener('abort', () => finish(new AutopilotError('FORECAST_ABORTED', 'forecast stopped: the proxy is shutting down')), { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', (m: ForecastReply) => (m.ok ? finish(undefined, m.result) : finish(new AutopilotError('FORECAST_FAILED', `forecast failed: ${m.error}`))));
     worker.once('error', (e) => finish(new AutopilotError('FORECAST_FAILED', `forecast worker crashed: ${e.message}`)));
     worker.once('exit', (code) => finish(new AutopilotError('FORECAST_FAILED', `forecast worker exited with code ${code}`)));

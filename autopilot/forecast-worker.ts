@@ -8,6 +8,8 @@ import { forecastMany, type PredictOptions, type PredictResult, type SeriesInput
 export interface ForecastJob {
   inputs: SeriesInput[];
   opts: Omit<PredictOptions, 'now'>;
+  /** 'low' (default) lowers this thread's priority; 'normal' leaves it alone. */
+  priority?: 'low' | 'normal';
 }
 
 export type ForecastReply = { ok: true; result: PredictResult } | { ok: false; error: string };
@@ -39,8 +41,8 @@ function lowerPriority(): string {
 
 if (parentPort) {
   const port = parentPort;
-  lowerPriority();
   const job = workerData as ForecastJob;
+  if (job.priority !== 'normal') lowerPriority();
   forecastMany(job.inputs, job.opts).then(
     (result) => port.postMessage({ ok: true, result } satisfies ForecastReply),
     (err: unknown) => port.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) } satisfies ForecastReply),

@@ -28,6 +28,12 @@ export interface AutopilotSettings {
   retrain_h: number;
   /** Optional HTTP event feed (JSON list of events), fetched on every run; '' = none. */
   event_feed: string;
+  /**
+   * CPU priority of the forecast thread: 'low' (SCHED_IDLE, else nice 19: only idle CPU, never
+   * slowing queries) or 'normal' (competes like any thread: use it when the box is never idle,
+   * where 'low' can starve the forecast for minutes).
+   */
+  forecast_priority: 'low' | 'normal';
   partition_max_load: number;
   partition_min_load: number;
   /** Capacity of every shard, load units/s. */
@@ -57,6 +63,7 @@ export const DEFAULTS: AutopilotSettings = {
   lstm_samples: 3000,
   retrain_h: 24,
   event_feed: '',
+  forecast_priority: 'low',
   partition_max_load: 1000,
   partition_min_load: 50,
   shard_capacity: 10_000,
@@ -102,6 +109,10 @@ export function parseSetting(name: string, raw: string): AutopilotSettings[keyof
   if (key === 'lstm') {
     if (!['on', 'off'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `lstm must be on or off, got "${text}"`, { sqlstate: '22023' });
     return text.toLowerCase() as 'on' | 'off';
+  }
+  if (key === 'forecast_priority') {
+    if (!['low', 'normal'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `forecast_priority must be low or normal, got "${text}"`, { sqlstate: '22023' });
+    return text.toLowerCase() as 'low' | 'normal';
   }
   if (key === 'event_feed') {
     if (text !== '' && !/^https?:\/\/\S+$/i.test(text)) throw new AutopilotError('BAD_SETTING', `event_feed must be an http(s) URL or '', got "${text}"`, { sqlstate: '22023' });

@@ -926,6 +926,10 @@ export function planResharding(input: PlannerInput): Plan {
   // ---- 6. scheduling ------------------------------------------------------------------------
   const clusterMean = new Float64Array(steps);
   for (const w of current) addInto(clusterMean, w.mean);
+  // Half the 80 % interval of the cluster load (partitions' errors taken as independent).
+  const clusterNoise = new Float64Array(steps);
+  for (const w of current) for (let i = 0; i < steps; i++) clusterNoise[i] = clusterNoise[i]! + ((w.upper[i]! - w.p10[i]!) / 2) ** 2;
+  for (let i = 0; i < steps; i++) clusterNoise[i] = Math.sqrt(clusterNoise[i]!);
   const marginMs = knobs.safetyMarginSeconds * 1000;
   const moves = drafts.filter((d) => d.action.kind === 'move');
   // Σ duration / concurrency of every move due by the same or an earlier deadline.
@@ -939,7 +943,7 @@ export function planResharding(input: PlannerInput): Plan {
     queued += d.seconds;
     const latest = deadlineOf(d)! - (queued / knobs.maxConcurrentMoves) * 1000;
     // A new server costs from the moment it is added: fill it late in the low window, not early.
-    const r = pickStart(grid, clusterMean, d.seconds, latest, needsNewShard(d) ? Math.min(notBefore, latest) : undefined, needsNewShard(d) ? 'latest' : 'earliest');
+    const r = pickStart(grid, clusterMean, d.seconds, latest, needsNewShard(d) ? Math.min(notBefore, latest) : undefined, needsNewShard(d) ? 'latest' : 'earliest', clusterNoise);
     d.startAtMs = r.startAtMs;
     d.startReason = r.reason;
     d.deadlineMs = deadlineOf(d);
@@ -961,7 +965,7 @@ export function planResharding(input: PlannerInput): Plan {
       d.deadlineMs = now;
     } else if (d.action.kind === 'move' || d.action.kind === 'merge' || (d.action.kind === 'split' && !hasDependents(d))) {
       const latest = deadlineOf(d);
-      const r = pickStart(grid, clusterMean, d.seconds, latest === undefined ? undefined : latest - d.seconds * 1000);
+      const r = pickStart(grid, clusterMean, d.seconds, latest === undefined ? undefined : latest - d.seconds * 1000, undefined, 'earliest', clusterNoise);
       d.startAtMs = r.startAtMs;
       d.startReason = r.reason;
       d.deadlineMs = latest;

@@ -8,6 +8,10 @@
 // of the starts within LOW_WINDOW_TOLERANCE of the best so a job does not wait for nothing (jobs
 // that fill a new server prefer the latest, see LATEST_WINDOW_TOLERANCE). If the
 // latest start is already past, the job starts now and the plan says why.
+// A start is also as good as the quietest when the difference is within the forecast's own
+// uncertainty (half the cluster's 80 % interval): on a flat night the quietest step is chosen by
+// noise, and with every re-plan a fresh draw put it further ahead, so a job without a deadline
+// (a merge's move) was postponed until the morning entered the horizon and dropped it.
 
 /** Starts whose load is within 5 % of the quietest are equally good; the earliest wins. */
 export const LOW_WINDOW_TOLERANCE = 0.05;
@@ -55,24 +59,27 @@ export function pickStart(
   latestStartMs: number | undefined,
   earliestStartMs?: number,
   prefer: 'earliest' | 'latest' = 'earliest',
+  /** Per grid step: half the width of the cluster load's 80 % interval (differences below it are noise). */
+  uncertainty?: Float64Array,
 ): ScheduleResult {
   const durationMs = durationSeconds * 1000;
   const horizonEnd = grid.nowMs + grid.steps * grid.stepMs;
   const noDeadline = latestStartMs === undefined;
   const latest = noDeadline ? Math.max(grid.nowMs, horizonEnd - durationMs) : latestStartMs;
   if (latest < grid.nowMs) return { startAtMs: grid.nowMs, reason: 'now-no-window', latestStartMs: latest };
-  const candidates: { at: number; load: number }[] = [];
+  const candidates: { at: number; load: number; noise: number }[] = [];
   let first = grid.nowMs;
   if (earliestStartMs !== undefined && earliestStartMs > first) {
     first = grid.nowMs + Math.ceil((earliestStartMs - grid.nowMs) / grid.stepMs) * grid.stepMs;
     if (first > latest) first = latest;
   }
   for (let at = first; at <= latest; at += grid.stepMs) {
-    candidates.push({ at, load: averageLoad(grid, clusterMean, at, durationMs) });
+    // Only "earliest" jobs start sooner for it; "latest" ones (filling a new server) keep their rule.
+    candidates.push({ at, load: averageLoad(grid, clusterMean, at, durationMs), noise: uncertainty && prefer === 'earliest' ? averageLoad(grid, uncertainty, at, durationMs) : 0 });
   }
   let min = Infinity;
   for (const c of candidates) min = Math.min(min, c.load);
-  const inWindow = candidates.filter((c) => c.load <= min * (1 + (prefer === 'latest' ? LATEST_WINDOW_TOLERANCE : LOW_WINDOW_TOLERANCE)) + 1e-9);
+  const inWindow = candidates.filter((c) => c.load <= Math.max(min * (1 + (prefer === 'latest' ? LATEST_WINDOW_TOLERANCE : LOW_WINDOW_TOLERANCE)), min + c.noise) + 1e-9);
   // "Latest" is anchored to the deadline, not to now, so re-planning every few minutes does not
   // keep pushing the job later.
   const jit = inWindow.filter((c) => c.at <= latest - JIT_BUFFER_SECONDS * 1000);
