@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { startTestCluster, type TestCluster } from '../../helpers/cluster.js';
 import { startTestServer, type TestServer } from '../../helpers/postgres.js';
+import { makeRng } from '../../../predictor/series.js';
 
 let cluster: TestCluster;
 let reference: TestServer;
@@ -11,17 +12,8 @@ let app: pg.Client;
 let ref: pg.Client;
 let admin: pg.Client;
 
-/** Seeded PRNG (mulberry32): the data is random but the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG: the data is random but the same on every run. */
+const rng = makeRng;
 
 const ITEMS = 1500;
 const ORDERS = 3000;
