@@ -430,6 +430,9 @@ export class ClientSession implements ServerSink, SessionHandle {
     const linked = this.pinnedShard() !== null;
     if (op === 'begin' && !linked && this.held.length === 0 && this.txStatus() === 'I') {
       this.held = [Buffer.from(msg.bytes)];
+      // A new transaction has touched nothing yet: the last one's keys must not count as in flight
+      // (they let its statements slip past a cutover hold onto a fenced source: PT001 at the client).
+      this.txTouched.length = 0;
       this.ctx.counters.transactions++;
       this.write(bw.commandComplete('BEGIN'));
       this.write(bw.readyForQuery('T'));
