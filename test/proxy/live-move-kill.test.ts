@@ -28,7 +28,7 @@ import { checkInvariants, DDL, Ledger, preload, RoutingView } from '../mover/wor
 
 const SEED = Number(process.env.PGTIDE_KILL_SEED ?? Math.floor(Math.random() * 1_000_000));
 /** Per-job settings (stored with the job, so whichever proxy runs it uses them). */
-const JOB: JobSettings = { chunkRows: 150, graceMs: 3000, cutoverBudgetMs: 3000 };
+const JOB: JobSettings = { chunkRows: 150, cutoverBudgetMs: 3000 };
 const PRELOAD = 3000; // keys 100000.. that the writers never touch (the copy has something to do)
 const WRITER_KEYS = 400;
 const WRITERS = 4;
@@ -418,7 +418,7 @@ async function killDuring(job: number, lo: bigint, hi: bigint, source: pg.Client
   const beyond = (s: string, target: string) => (STATE_RANK[s] ?? 9) >= STATE_RANK[target]!;
   if (kind === 'copying' || kind === 'catching_up' || kind === 'cleanup') {
     await waitJobState(job, (s) => beyond(s, kind), `to reach ${kind}`);
-    const delay = kind === 'copying' ? rnd(400) : kind === 'catching_up' ? rnd(60) : rnd(2000);
+    const delay = kind === 'copying' ? rnd(400) : kind === 'catching_up' ? rnd(60) : rnd(3000);
     // A hold kill comes next in this job: its blocker goes on the proxy that will lead the cutover.
     if (holdLater) {
       const l = await leader();
@@ -478,7 +478,8 @@ async function armSwitchLock(partitionId: number): Promise<void> {
 async function runJobWithKills(partitionId: number, target: number, sourceShard: number, plan: KillKind[]): Promise<void> {
   const { lo, hi } = (await catalog.loadRoutingTable()).partitions.find((p) => p.id === partitionId)!;
   // A job whose cutover is to be held gets a long budget: the held attempt outlasts a restart.
-  const settings = plan.includes('cutover-hold') ? { ...JOB, cutoverBudgetMs: 20000 } : JOB;
+  // A job with a cleanup kill keeps its grace period long enough for the previous restart and the kill.
+  const settings = { ...JOB, ...(plan.includes('cutover-hold') ? { cutoverBudgetMs: 20000 } : {}), graceMs: plan.includes('cleanup') ? 12000 : 1000 };
   const jobId = (await mover.startMove(partitionId, target, settings)).id;
   // Armed before the job can reach its cutover, so no earlier kill or restart lets the switch pass it.
   if (plan.includes('cutover-fenced')) await armSwitchLock(partitionId);
