@@ -171,7 +171,7 @@ export class Catalog {
       const family = keyFamily(keyType);
       let keyspaceId: number;
       if (opts.colocateWith && opts.placeAllOn !== undefined) {
-        throw new CatalogError('KEYSPACE_EXISTS', `"${table}" cannot colocate with ${opts.colocateWith}: its rows are all on shard ${opts.placeAllOn}, while ${opts.colocateWith}'s partitions are spread over the shards`, {
+        throw new CatalogError('KEYSPACE_EXISTS', `table "${table}" already holds rows (all on shard ${opts.placeAllOn}), so it cannot colocate with ${opts.colocateWith}, whose partitions are spread over the shards`, {
           sqlstate: '0A000', hint: `give the table a key space of its own: SHARD TABLE ${table} BY (${keyColumn}) ALONE`,
         });
       }
@@ -188,7 +188,7 @@ export class Catalog {
         const ksName = opts.alone ? table : family;
         const ks = await c.query<{ id: number }>('SELECT id FROM pgtide.keyspaces WHERE name = $1', [ksName]);
         if (ks.rows[0] && opts.placeAllOn !== undefined) {
-          throw new CatalogError('KEYSPACE_EXISTS', `key space "${ksName}" already has partitions spread over the shards, so the rows of "${table}" (all on shard ${opts.placeAllOn}) cannot join it in place`, {
+          throw new CatalogError('KEYSPACE_EXISTS', `table "${table}" already holds rows (all on shard ${opts.placeAllOn}), and key space "${ksName}" has its partitions spread over the shards: the rows cannot join it in place`, {
             sqlstate: '0A000', hint: `give the table a key space of its own: SHARD TABLE ${table} BY (${keyColumn}) ALONE`,
           });
         }
