@@ -139,7 +139,10 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       holdRange: async (r) => server.holdRange(r),
       waitInFlight: (r, timeoutMs) => server.waitInFlight(r, timeoutMs),
       async installVersion(version, timeoutMs) {
-        await member.checkVersion();
+        // With the version as a hint: when the switch's NOTIFY already made this proxy install and
+        // ack it, this returns at once instead of reading the whole routing table again (inside
+        // the cutover's pause).
+        await member.checkVersion(version);
         const behind = await member.waitForAcks(version, timeoutMs);
         if (behind.length > 0) throw new Error(`routing version ${version} not acknowledged by proxy ${behind.map((b) => b.id).join(', ')}`);
       },

@@ -1,6 +1,6 @@
 // One run of one job: the work of each state, the live cutover steps, error handling (retry, pause, fail).
 import type pg from 'pg';
-import { baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
+import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
 import { BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
 import { isTransient, MoverError } from './errors.js';
@@ -243,7 +243,12 @@ export class JobRun {
     await this.transition(JobState.CatchingUp, `copied ${tot.rows} rows (${tot.bytes} bytes)`, { progress: { copyFinishedAt: new Date().toISOString(), rowsCopied: tot.rows, bytesCopied: tot.bytes, tables: progress } });
   }
 
-  /** Drain passes until the changelog is under the lag bound (or empty, with `toEmpty`). */
+  /**
+   * Drain passes until the changelog is under the lag bound, or, with `toEmpty` (behind the fence),
+   * until it is empty. Behind the fence no entry can appear any more, and every capturing writer
+   * committed before the fence did (its LOCK waited for them), so a pass that read less than a
+   * batch emptied it: no confirming pass inside the cutover's pause.
+   */
   async drain(toEmpty: boolean, persist: boolean): Promise<number> {
     const tables = await this.tables();
     const src = await this.source();
@@ -255,7 +260,7 @@ export class JobRun {
       entries += r.entries;
       keys += r.keys;
       if (toEmpty) {
-        if (r.entries === 0) return entries;
+        if (r.entries < this.settings.drainBatch) return entries;
         continue;
       }
       const lag = await changelogLag(src, this.id);
@@ -323,10 +328,16 @@ export class JobRun {
     const src = await this.source();
     let cleaned = this.job.progress.cleanedRows ?? 0;
     for (const t of await this.tables()) {
+      let after: string | null = null;
       for (;;) {
-        const n = await deleteRangeChunk(src, t, this.range, this.settings.cleanupChunkRows, true);
-        if (n === 0) break;
-        cleaned += n;
+        const d = await deleteRangeChunk(src, t, this.range, this.settings.cleanupChunkRows, true, after);
+        if (d.n === 0) {
+          if (after === null) break;
+          after = null; // one last pass from the start (the range is fenced: it finds nothing)
+          continue;
+        }
+        after = d.last;
+        cleaned += d.n;
         await this.persist({ progress: { cleanedRows: cleaned } });
         await this.step('cleanup-chunk');
       }
@@ -348,10 +359,16 @@ export class JobRun {
     for (const t of await this.tables()) {
       const exists = await dst.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(t.name)]);
       if (!exists.rows[0]?.ok) continue;
+      let after: string | null = null;
       for (;;) {
-        const n = await deleteRangeChunk(dst, t, this.range, this.settings.cleanupChunkRows, false);
-        deleted += n;
-        if (n === 0) break;
+        const d = await deleteRangeChunk(dst, t, this.range, this.settings.cleanupChunkRows, false, after);
+        deleted += d.n;
+        if (d.n === 0) {
+          if (after === null) break;
+          after = null; // a last pass from the start, in case a row appeared behind the cursor
+          continue;
+        }
+        after = d.last;
       }
     }
     await dst.query(`DELETE FROM ${MOVER_SCHEMA}.copy_state WHERE job_id = $1`, [this.id]).catch(() => {});
@@ -363,16 +380,23 @@ export class JobRun {
   }
 }
 
-/** Delete up to `n` keys' rows of the range in key order; `bypass` silences the job's fence (source side). */
-async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: number, bypass: boolean): Promise<number> {
+/**
+ * Delete up to `n` keys' rows of the range in key order, after key `after` (keyset: each chunk
+ * reads the key index from where the last one stopped; from the start every time, chunk k walked
+ * past the k-1 chunks already deleted and, on a shard with other partitions, past their rows
+ * too). `bypass` silences the job's fence (source side). Returns the rows deleted and the last key.
+ */
+async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: number, bypass: boolean, after: string | null): Promise<{ n: number; last: string | null }> {
   const k = quoteIdent(t.keyColumn);
   const q = quoteTable(t.name);
+  const where = `${inRange(t, r)}${afterKey(t, after)}`;
   await c.query('BEGIN');
   try {
     if (bypass) await c.query(`SET LOCAL ${BYPASS_SETTING} = 'on'`);
-    const res = await c.query(`DELETE FROM ${q} WHERE ${inRange(t, r)} AND ${k} = ANY(ARRAY(SELECT ${k} FROM ${q} WHERE ${inRange(t, r)} ORDER BY ${k} LIMIT ${n}))`);
+    const res = await c.query<{ n: string; last: string | null }>(`WITH d AS (DELETE FROM ${q} WHERE ${inRange(t, r)} AND ${k} = ANY(ARRAY(SELECT ${k} FROM ${q} WHERE ${where} ORDER BY ${k} LIMIT ${n})) RETURNING ${k})
+      SELECT count(*) AS n, max(${k})::text AS last FROM d`);
     await c.query('COMMIT');
-    return res.rowCount ?? 0;
+    return { n: Number(res.rows[0]!.n), last: res.rows[0]!.last };
   } catch (err) {
     await c.query('ROLLBACK').catch(() => {});
     throw err;
