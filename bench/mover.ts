@@ -112,6 +112,10 @@ async function throughput(): Promise<object> {
       const j1 = nowMs();
       if (done.state !== 'done') throw new Error(`bench move ended ${done.state}: ${done.error ?? done.reason}`);
       const d = await mover.jobDetail(job.id);
+      // Not a timing check: a move that left rows behind or lost some would make the numbers meaningless.
+      const inPart = `WHERE hashint8extended(id, 0) >= '${part.lo}'::int8 AND hashint8extended(id, 0) < '${part.hi}'::numeric`;
+      const [left, there] = [Number((await src.query(`SELECT count(*) AS n FROM accounts ${inPart}`)).rows[0].n), Number((await dst.query(`SELECT count(*) AS n FROM accounts ${inPart}`)).rows[0].n)];
+      if (left !== 0 || there !== n) throw new Error(`bench move ${job.id}: ${left} rows left on the source, ${there} of ${n} on the target`);
       const switchedAt = done.progress.switchedAt ? Date.parse(done.progress.switchedAt) : null;
       const ph = phases(clock, d, j0, j1, graceMs, switchedAt);
       breakdowns.push({ ...ph, round: round + 1, jobId: job.id });

@@ -139,9 +139,20 @@ export async function runCutoverBench(cl: BenchCluster, mover: Mover, control: T
   say(`  (with ${ok.length} cutovers, nearest-rank p99 is the maximum)`);
   say(`step medians (max), ms: ${STEPS.map((s) => `${s} ${fmt(stepMedians[s]!.median, 2)} (${fmt(stepMedians[s]!.max, 1)})`).join(', ')}`);
   say(`client operations: ${records.start.length}, failed: ${failedOps}${failedOps ? ` ${JSON.stringify(records.errors)}` : ''}; late slots: ${records.late}; median job time ${fmt(median(jobs.map((j) => j.ms)) / 1000, 2)} s`);
+  // Where the failures happened, relative to the nearest hold (a move must not fail any client query).
+  const failures: { kind: string; moving: boolean; job: number; attempt: number; fromHoldMs: number; latencyMs: number }[] = [];
+  for (let i = 0; i < records.start.length; i++) {
+    if (records.failed[i] !== 1) continue;
+    let best: AttemptRaw | null = null;
+    for (const a of attempts) if (a.holdAt !== null && (best === null || Math.abs(records.start[i]! - a.holdAt) < Math.abs(records.start[i]! - best.holdAt!))) best = a;
+    failures.push({ kind: KIND_NAMES[records.kind[i]!]!, moving: isMoving(i), job: best?.jobId ?? -1, attempt: best?.attempt ?? -1,
+      fromHoldMs: round(best ? records.start[i]! - best.holdAt! : NaN), latencyMs: round(records.dur[i]!) });
+  }
+  for (const f of failures.slice(0, 10)) say(`  failed: ${f.kind} on ${f.moving ? 'the moving range' : 'another range'}, started ${fmt(f.fromHoldMs)} ms after job ${f.job} attempt ${f.attempt}'s hold, took ${fmt(f.latencyMs)} ms`);
   return {
     cutovers: o.cutovers,
-    load: { ...o.load, movingKeys: o.movingKeys.length, otherKeys: o.otherKeys.length, ops: records.start.length, failed: failedOps, errors: records.errors, late: records.late },
+    load: { ...o.load, movingKeys: o.movingKeys.length, otherKeys: o.otherKeys.length, ops: records.start.length, failed: failedOps, errors: records.errors, late: records.late, failures },
+    serverErrors: cl.serverErrors().length,
     budgetMs: mover.settings.cutoverBudgetMs,
     attempts: rows.length,
     aborted: aborted.length,
