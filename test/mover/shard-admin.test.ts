@@ -3,9 +3,12 @@
 // One cluster (catalog + 2 shards + 1 spare server) is shared by the tests, which build on each other.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type pg from 'pg';
+import pg from 'pg';
+import pino from 'pino';
+import { freePort } from '../../cli/embedded-server.js';
+import { runProxy, type RunningProxy } from '../../cli/run-proxy.js';
 import { Mover, type MoverSettings } from '../../mover/index.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { APP_PASSWORD, APP_USER, startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { startTestServer, type TestServer } from '../helpers/postgres.js';
 
 // Correctness, not speed: the throttle is loose and the grace period short (a shared, loaded machine).
@@ -39,6 +42,9 @@ function inRange(lo: string, hi: string, key = 'id'): string {
 
 describe('shard admin', () => {
   let cluster: TestCluster;
+  /** A second proxy of the same cluster (not the leader): it must follow every shard change too. */
+  let proxy2: RunningProxy;
+  const clients2: pg.Client[] = [];
   let spare: TestServer;
   let app: pg.Client;
   let admin: pg.Client;
@@ -57,6 +63,8 @@ describe('shard admin', () => {
     // The leader's own loop runs the jobs; one test turns it off to drive a job with a kill point.
     const leaderPass = cluster.proxy.mover.runPending.bind(cluster.proxy.mover);
     cluster.proxy.mover.runPending = async () => (leaderJobs ? leaderPass() : []);
+    proxy2 = await runProxy({ ...cluster.config, listen: { host: '127.0.0.1', port: await freePort() }, http: { host: '127.0.0.1', port: 0 } },
+      pino({ level: process.env.PGTIDE_TEST_LOG ?? 'silent' }), { runJobs: false, moverSettings: SETTINGS });
     spare = await startTestServer({ settings: { max_prepared_transactions: 16 } });
     const sc = await spare.client();
     for (const db of ['app', 'bad', 'dirty']) await sc.query(`CREATE DATABASE ${db}`);
@@ -91,9 +99,19 @@ describe('shard admin', () => {
 
   after(async () => {
     for (const m of extraMovers) await m.close().catch(() => {});
+    for (const c of clients2) await c.end().catch(() => {});
+    await proxy2?.stop().catch(() => {});
     await cluster?.stop();
     await spare?.stop();
   });
+
+  async function viaProxy2(database = 'app'): Promise<pg.Client> {
+    const c = new pg.Client({ host: '127.0.0.1', port: proxy2.port, user: APP_USER, password: APP_PASSWORD, database });
+    c.on('error', () => {});
+    await c.connect();
+    clients2.push(c);
+    return c;
+  }
 
   async function partitionsOf(table: string): Promise<{ id: number; lo: string; hi: string; shard: number }[]> {
     const { rows } = await catalog.query(
@@ -155,7 +173,7 @@ describe('shard admin', () => {
     let ops = 0;
     const errors: string[] = [];
     const loops = Array.from({ length: n }, async (_, w) => {
-      const c = await cluster.client();
+      const c = w % 2 === 0 ? await cluster.client() : await viaProxy2();
       let x = 7919 * (w + 1);
       while (!stop) {
         x = (x * 1103515245 + 12345) % 2147483648;
@@ -239,6 +257,11 @@ describe('shard admin', () => {
     const shards = await shardStates();
     assert.equal(shards.get('2')?.state, 'active');
     assert.equal(shards.get('2')?.partitions, '0');
+    // The other proxy acknowledged the version before ADD SHARD returned: it lists and routes to the new shard.
+    const other = (await (await viaProxy2('pgtide')).query('SHOW SHARDS')).rows.find((r) => r.id === '2');
+    assert.equal(other?.state, 'active');
+    const app2 = await viaProxy2();
+    for (let i = 0; i < 6; i++) assert.equal((await app2.query("SELECT visits FROM countries WHERE code = 'NL'")).rows[0].visits, visits);
 
     // The reference table is the same on every shard, and holds every acknowledged increment.
     const copies = await Promise.all(shardClients.map(async (c) => JSON.stringify((await c.query('SELECT code, name, visits FROM countries ORDER BY code')).rows)));
