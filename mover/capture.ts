@@ -129,10 +129,14 @@ export async function installCapture(c: pg.ClientBase, spec: CaptureSpec, lockTi
 export async function setTriggerMode(c: pg.ClientBase, spec: CaptureSpec, mode: TriggerMode, lockTimeoutMs: number, deadline?: number): Promise<void> {
   for (const t of spec.tables) {
     const left = deadline === undefined ? lockTimeoutMs : Math.min(lockTimeoutMs, deadline - performance.now());
-    await inTransaction(c, Math.max(1, left), async () => {
-      await c.query(`LOCK TABLE ${quoteTable(t.name)} IN SHARE ROW EXCLUSIVE MODE`);
-      await c.query(functionSql(spec, t, mode));
-    });
+    // One round trip per table (this runs inside the cutover's pause): the whole transaction as one
+    // simple-protocol string. A failing statement skips the rest and leaves the block aborted.
+    try {
+      await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(left))}; LOCK TABLE ${quoteTable(t.name)} IN SHARE ROW EXCLUSIVE MODE; ${functionSql(spec, t, mode)}; COMMIT`);
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
   }
 }
 
