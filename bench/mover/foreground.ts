@@ -7,12 +7,13 @@
 // throttle's state at the end of the copy (chunk size, delay, throttled chunks). In the windows
 // without a job the throttle's own probe query is timed too (10/s, from this process, as the
 // mover times it): if it is above the throttle's bound with no copy running, the throttle is
-// reacting to the machine, not to the copy.
+// reacting to the machine, not to the copy. The event-loop lag of this thread (where the proxy and
+// the mover run, as on the leader) is sampled every 5 ms: the copy's rows pass through it.
 import pg from 'pg';
 import type { Mover } from '../../mover/index.js';
 import type { BenchCluster } from './cluster.js';
 import { startedIn, startLoad, type LoadOptions, type LoadRecords } from './load.js';
-import { fmt, median, nowMs, quantile, round } from './stats.js';
+import { fmt, LoopLag, median, nowMs, quantile, round } from './stats.js';
 import type { StepClock } from './timeline.js';
 
 export interface ForegroundBenchOptions {
@@ -69,6 +70,7 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
   say(`foreground: ${o.load.rate} ops/s on ${o.load.clients} clients over all ${o.keys.length} keys (${Math.round(share * 100)} % on the moving partition); ` +
     `${o.beforeMs / 1000} s before each move, then the copy phase of a move of partition ${o.partitionId} (${n} rows); default throttle (latencyFactor ${mover.settings.latencyFactor}, ` +
     `floor ${mover.settings.latencyFloorMs} ms, chunk ${mover.settings.chunkRows} rows, max delay ${mover.settings.maxDelayMs} ms); ${o.rounds} rounds`);
+  const lag = new LoopLag().start();
   const load = await startLoad({ ...o.load, url: cl.url, movingKeys: o.movingKeys, otherKeys: others, movingShare: share });
   type Round = { before: [number, number]; copy: [number, number]; job: [number, number]; after: [number, number]; jobId: number; from: number; to: number; throttle: unknown; chunks: number; rowsCopied: number; starved: boolean; idleProbesMs: number[] };
   const rounds: Round[] = [];
@@ -125,6 +127,7 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
         throttle: d.throttle, chunks: clock.count(job.id, 'chunk'), rowsCopied: d.rowsCopied, starved: false, idleProbesMs: probes });
     }
   } finally {
+    lag.stop();
     records = await load.stop().catch(async (err: unknown) => {
       await load.kill();
       throw err;
@@ -137,12 +140,14 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
     const job = q(startedIn(records, r.job[0], r.job[1]));
     const after = q(startedIn(records, r.after[0], r.after[1]));
     const bound = (r.throttle as { boundMs?: number } | null)?.boundMs ?? NaN;
+    const loop = (w: [number, number]) => { const xs = lag.within(w[0], w[1]); return { p50: round(quantile(xs, 0.5), 2), p99: round(quantile(xs, 0.99), 2) }; };
+    const loopLag = { before: loop(r.before), duringCopy: loop(r.copy), after: loop(r.after) };
     const idle = { n: r.idleProbesMs.length, p50: round(quantile(r.idleProbesMs, 0.5), 2), p90: round(quantile(r.idleProbesMs, 0.9), 2),
       aboveBound: round(r.idleProbesMs.filter((x) => x > bound).length / Math.max(1, r.idleProbesMs.length), 2) };
     const copyMoving = q(startedIn(records, r.copy[0], r.copy[1], (k) => records.moving[k] === 1));
     const beforeMoving = q(startedIn(records, r.before[0], r.before[1], (k) => records.moving[k] === 1));
     return { round: i + 1, jobId: r.jobId, from: r.from, to: r.to, starved: r.starved, copySeconds: round((r.copy[1] - r.copy[0]) / 1000, 2), rowsCopied: r.rowsCopied,
-      before, duringCopy: copy, wholeJob: job, after, idleProbeMs: idle, beforeMovingRange: beforeMoving, duringCopyMovingRange: copyMoving,
+      before, duringCopy: copy, wholeJob: job, after, idleProbeMs: idle, proxyLoopLagMs: loopLag, beforeMovingRange: beforeMoving, duringCopyMovingRange: copyMoving,
       p99Ratio: round(copy.p99 / before.p99, 2), throttle: r.throttle, chunks: r.chunks };
   });
   say('');
@@ -158,6 +163,8 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
     line('  moving range, copy', r.duringCopyMovingRange);
     const t = r.throttle as { chunkRows?: number; delayMs?: number; throttledChunks?: number; baselineMs?: number; boundMs?: number; lastProbeMs?: number } | null;
     if (r.starved) say(`      STARVED: the throttle kept the copy at ${r.rowsCopied} rows after ${fmt(r.copySeconds, 0)} s; the job was cancelled`);
+    say(`      event-loop lag of the proxy+mover thread, p50/p99 ms: before ${fmt(r.proxyLoopLagMs.before.p50, 2)}/${fmt(r.proxyLoopLagMs.before.p99, 1)}, ` +
+      `during the copy ${fmt(r.proxyLoopLagMs.duringCopy.p50, 2)}/${fmt(r.proxyLoopLagMs.duringCopy.p99, 1)}, after ${fmt(r.proxyLoopLagMs.after.p50, 2)}/${fmt(r.proxyLoopLagMs.after.p99, 1)}`);
     say(`      the throttle's probe with no job running (before + after): p50 ${fmt(r.idleProbeMs.p50, 2)} ms, p90 ${fmt(r.idleProbeMs.p90, 2)} ms, ` +
       `${Math.round(r.idleProbeMs.aboveBound * 100)} % above the job's bound (n=${r.idleProbeMs.n})`);
     say(`      p99 during copy / before: ${fmt(r.p99Ratio, 2)}x; throttle at the end of the copy: chunk ${t?.chunkRows ?? '-'} rows, delay ${fmt(t?.delayMs ?? NaN, 0)} ms, ` +

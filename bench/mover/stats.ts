@@ -36,3 +36,37 @@ export function nowMs(): number {
 export function fmt(x: number, digits = 1): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '-';
 }
+
+/**
+ * Event-loop lag of this thread (the proxy's and the mover's), sampled every `everyMs`: how late
+ * each timer fired. Samples carry their time so they can be cut into windows afterwards.
+ */
+export class LoopLag {
+  private at: number[] = [];
+  private lag: number[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  start(everyMs = 5): this {
+    let expected = nowMs() + everyMs;
+    this.timer = setInterval(() => {
+      const now = nowMs();
+      this.at.push(now);
+      this.lag.push(Math.max(0, now - expected));
+      expected = now + everyMs;
+    }, everyMs);
+    this.timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Lags (ms) sampled in [from, to). */
+  within(from: number, to: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.at.length; i++) if (this.at[i]! >= from && this.at[i]! < to) out.push(this.lag[i]!);
+    return out;
+  }
+}
