@@ -80,45 +80,79 @@ export class CopyOut extends CopySubmittable {
   }
 }
 
+/** Rows are gathered into CopyData messages of about this size. */
+const STAGE_BYTES = 64 * 1024;
+
 /**
  * COPY … FROM STDIN whose data arrives later: `write` queues or sends, `end` finishes, `fail`
  * aborts. Data written before the server's CopyInResponse is buffered.
+ *
+ * Rows are gathered into ~64 KB CopyData messages (COPY FROM reads a byte stream; message
+ * boundaries mean nothing to it): one serialization and one socket write per 64 KB instead of per
+ * row, which kept the event loop of the process (the leader proxy's) busy during a backfill.
+ * `write`'s chunk may be a view into the other connection's receive buffer, which pg-protocol
+ * reuses (it moves a partial message to the buffer's start), so it is always copied before
+ * `write` returns: buffered views were overwritten before the target was ready and the target got
+ * rows spliced from other rows (a move failed with 22P02 under load).
  */
 export class CopyIn extends CopySubmittable {
   private conn: PgConnection | null = null;
   private pending: Buffer[] = [];
   private ended: 'end' | 'fail' | null = null;
   private failMessage = '';
+  private stage = Buffer.allocUnsafe(STAGE_BYTES);
+  private staged = 0;
 
   override handleCopyInResponse(c: PgConnection): void {
     this.conn = c;
     for (const b of this.pending) c.sendCopyFromChunk(b);
     this.pending = [];
-    if (this.ended === 'end') c.endCopyFrom();
-    else if (this.ended === 'fail') c.sendCopyFail(this.failMessage);
+    if (this.ended === 'end') {
+      this.flush();
+      c.endCopyFrom();
+    } else if (this.ended === 'fail') c.sendCopyFail(this.failMessage);
   }
 
-  /**
-   * `chunk` may be a view into the other connection's receive buffer, which pg-protocol reuses
-   * (it moves a partial message to the buffer's start): sending serializes (copies) it at once,
-   * buffering must copy it. Buffered views were overwritten before the target was ready and the
-   * target got rows spliced from other rows (a move failed with 22P02 under load).
-   */
   write(chunk: Buffer): void {
-    if (this.error) return; // the server refused the COPY and would ignore the rest
-    if (this.conn) this.conn.sendCopyFromChunk(chunk);
-    else this.pending.push(Buffer.from(chunk));
+    if (this.error || this.ended) return; // the server refused the COPY and would ignore the rest
+    if (this.staged + chunk.length > this.stage.length) this.flush();
+    if (chunk.length > this.stage.length) {
+      // sendCopyFromChunk serializes (copies) at once; only a buffered chunk needs its own copy.
+      if (this.conn) this.conn.sendCopyFromChunk(chunk);
+      else this.pending.push(Buffer.from(chunk));
+      return;
+    }
+    this.staged += chunk.copy(this.stage, this.staged);
+  }
+
+  /** Send the staged rows (or, before CopyInResponse, keep them and start a new stage). */
+  private flush(): void {
+    if (this.staged === 0) return;
+    const data = this.stage.subarray(0, this.staged);
+    if (this.conn) {
+      this.conn.sendCopyFromChunk(data); // serialized (copied) at once: the stage can be reused
+    } else {
+      this.pending.push(data);
+      this.stage = Buffer.allocUnsafe(STAGE_BYTES);
+    }
+    this.staged = 0;
   }
 
   end(): void {
+    if (this.ended) return;
     this.ended = 'end';
-    if (!this.error) this.conn?.endCopyFrom();
+    if (!this.error && this.conn) {
+      this.flush();
+      this.conn.endCopyFrom();
+    }
   }
 
   fail(message: string): void {
     if (this.ended || this.error) return;
     this.ended = 'fail';
     this.failMessage = message;
+    this.staged = 0;
+    this.pending = [];
     this.conn?.sendCopyFail(message);
   }
 }

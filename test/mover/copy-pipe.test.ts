@@ -68,3 +68,14 @@ test('rows that stream in before the target is ready are buffered intact', async
   const [a, b] = [(await src.query(SUM('pipe_src'))).rows[0], (await dst.query(SUM('pipe_dst'))).rows[0]];
   assert.deepEqual(b, a, 'the target holds exactly the source rows');
 });
+
+test('rows longer than a CopyData stage (100 kB) pass whole, among short ones', async () => {
+  await src.query('CREATE TABLE pipe_big (id int8 PRIMARY KEY, v text)');
+  await src.query("INSERT INTO pipe_big SELECT g, CASE WHEN g % 3 = 0 THEN repeat(md5(g::text), 3200) ELSE md5(g::text) END FROM generate_series(1, 30) g");
+  await dst.query('TRUNCATE pipe_dst');
+  const r = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_big ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000);
+  assert.equal(r.rows, 30);
+  assert.match(r.lastRow!.toString(), /^30\t/);
+  const [a, b] = [(await src.query(SUM('pipe_big'))).rows[0], (await dst.query(SUM('pipe_dst'))).rows[0]];
+  assert.deepEqual(b, a);
+});
