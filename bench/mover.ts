@@ -1,7 +1,8 @@
 // Mover benchmarks (issue 6), three parts, selected with PGTIDE_BENCH_MOVER_PARTS (default all):
 //
 //  throughput  one partition's rows moved by a job vs a plain COPY TO STDOUT | COPY FROM STDIN pipe
-//              between the same two servers (no proxy), with a per-phase breakdown of the job
+//              between the same two servers (no proxy): psql | psql through a shell pipe, and the
+//              same in Node with the mover's copyPipe; with a per-phase breakdown of the job
 //  cutover     20 cutovers of a small partition under steady client load through an in-process
 //              proxy: pause p50/p99/max as the mover reports it and as the clients saw it, per-step
 //              medians, attempts and aborts (bench/mover/cutover.ts)
@@ -16,9 +17,11 @@
 // PGTIDE_BENCH_MOVER_THROTTLE (latencyFactor of the throughput moves; default off),
 // PGTIDE_BENCH_MOVER_MAX_COPY_S (a foreground round's copy longer than this is cancelled, 180).
 // Results: bench/results/mover.json (written by bench/run.ts).
+import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort, startEmbeddedServer, type EmbeddedServer } from '../cli/embedded-server.js';
 import { Catalog } from '../config/catalog.js';
@@ -29,6 +32,7 @@ import { runForegroundBench } from './mover/foreground.js';
 import { fmt, nowMs, round } from './mover/stats.js';
 import { phases, StepClock, TimedRoutingControl, type PhaseBreakdown } from './mover/timeline.js';
 
+const exec = promisify(execFile);
 const env = (name: string, dflt: number) => (process.env[name] !== undefined && process.env[name] !== '' ? Number(process.env[name]) : dflt);
 const ROWS = env('PGTIDE_BENCH_MOVER_ROWS', 200000);
 const ROUNDS = env('BENCH_ROUNDS', 2);
@@ -64,6 +68,7 @@ async function throughput(): Promise<object> {
   const clients: pg.Client[] = [];
   let catalog: Catalog | null = null;
   let mover: Mover | null = null;
+  const psql = await exec('sh', ['-c', 'command -v psql']).then(() => true, () => false);
   try {
     for (const s of [s0, s1]) {
       const c = await client(s.url('postgres'));
@@ -102,7 +107,18 @@ async function throughput(): Promise<object> {
       const t0 = performance.now();
       const p = await copyPipe(src, 'COPY accounts TO STDOUT', dst, 'COPY pipe_copy FROM STDIN');
       const ps = (performance.now() - t0) / 1000;
-      rows.push({ method: 'COPY pipe', rows: p.rows, bytes: p.bytes, seconds: ps, rowsPerSec: p.rows / ps, mbPerSec: p.bytes / ps / 1e6 });
+      rows.push({ method: 'COPY pipe (node)', rows: p.rows, bytes: p.bytes, seconds: ps, rowsPerSec: p.rows / ps, mbPerSec: p.bytes / ps / 1e6 });
+      // The same through two psql processes and a shell pipe (no Node in the data path).
+      if (psql) {
+        await dst.query('DROP TABLE pipe_copy; CREATE TABLE pipe_copy (id int8 PRIMARY KEY, balance int8 NOT NULL, note text)');
+        const [su, du] = round % 2 === 0 ? [s0.url('app'), s1.url('app')] : [s1.url('app'), s0.url('app')];
+        const t2 = performance.now();
+        await exec('sh', ['-c', 'psql "$SRC" -Xqc "COPY accounts TO STDOUT" | psql "$DST" -Xqc "COPY pipe_copy FROM STDIN"'], { env: { ...process.env, SRC: su, DST: du } });
+        const qs = (performance.now() - t2) / 1000;
+        const landed = Number((await dst.query('SELECT count(*) AS n FROM pipe_copy')).rows[0].n);
+        if (landed !== p.rows) throw new Error(`psql pipe copied ${landed} of ${p.rows} rows`);
+        rows.push({ method: 'COPY pipe (psql)', rows: p.rows, bytes: p.bytes, seconds: qs, rowsPerSec: p.rows / qs, mbPerSec: p.bytes / qs / 1e6 });
+      }
       await dst.query('DROP TABLE pipe_copy');
       // The move there (odd rounds move it back).
       const target = round % 2 === 0 ? 1 : 0;
@@ -126,21 +142,24 @@ async function throughput(): Promise<object> {
       if (d.cutoverPauseMs !== null) cutoverPauses.push(d.cutoverPauseMs);
     }
     const best = (m: string) => Math.max(...rows.filter((r) => r.method === m).map((r) => r.rowsPerSec));
-    const ratio = best('move: copy phase') / best('COPY pipe');
-    const ratioSwitch = best('move: to switch') / best('COPY pipe');
-    const ratioJob = best('move: whole job') / best('COPY pipe');
+    // The yardstick: the psql pipe when psql is installed (the issue's `COPY … TO STDOUT | COPY … FROM STDIN`), else the Node one.
+    const pipe = psql ? Math.max(best('COPY pipe (psql)'), best('COPY pipe (node)')) : best('COPY pipe (node)');
+    const ratio = best('move: copy phase') / pipe;
+    const ratioSwitch = best('move: to switch') / pipe;
+    const ratioJob = best('move: whole job') / pipe;
     say(`rows in the partition: ${n}`);
-    say(`${'method'.padEnd(18)} ${'rows'.padStart(8)} ${'MB'.padStart(7)} ${'s'.padStart(6)} ${'rows/s'.padStart(9)} ${'MB/s'.padStart(6)}`);
+    say(`${'method'.padEnd(18)}  ${'rows'.padStart(8)} ${'MB'.padStart(7)} ${'s'.padStart(6)} ${'rows/s'.padStart(9)} ${'MB/s'.padStart(6)}`);
     for (const r of rows) {
-      say(`${r.method.padEnd(18)} ${String(r.rows).padStart(8)} ${(r.bytes / 1e6).toFixed(1).padStart(7)} ${r.seconds.toFixed(2).padStart(6)} ${Math.round(r.rowsPerSec).toString().padStart(9)} ${r.mbPerSec.toFixed(1).padStart(6)}`);
+      say(`${r.method.padEnd(18)}  ${String(r.rows).padStart(8)} ${(r.bytes / 1e6).toFixed(1).padStart(7)} ${r.seconds.toFixed(2).padStart(6)} ${Math.round(r.rowsPerSec).toString().padStart(9)} ${r.mbPerSec.toFixed(1).padStart(6)}`);
     }
     say('');
     say(`where a job's time goes (s): ${PHASES.map(([, l]) => l.padStart(8)).join('')}`);
     for (const b of breakdowns) say(`  round ${b.round} (job ${b.jobId})`.padEnd(29) + PHASES.map(([k]) => fmt((b[k] as number | null ?? NaN) / 1000, 2).padStart(8)).join(''));
     say('  start: runJob → preparing; catch-up: drain + verification ((verify): catching_up → the verification note, incl. the first drain);');
     say('  "whole job" = total − grace (graceMs is 0 here; any grace wait is excluded: it is a safety delay, not work); "to switch" = until the routing switch (the target serves the range)');
+    say(`pipe = the faster of the two pipes' best rounds (${Math.round(pipe)} rows/s)`);
     say(`copy phase / pipe: ${ratio.toFixed(2)}x (target ≥ 0.5x); to switch / pipe: ${ratioSwitch.toFixed(2)}x; whole job / pipe: ${ratioJob.toFixed(2)}x; cutover pause ms (no load): ${cutoverPauses.map((x) => x.toFixed(1)).join(', ')}`);
-    return { rowsInPartition: n, runs: rows, phases: breakdowns.map((b) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, typeof v === 'number' && !['round', 'jobId'].includes(k) ? round(v, 1) : v]))),
+    return { rowsInPartition: n, pipeRowsPerSec: pipe, runs: rows, phases: breakdowns.map((b) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, typeof v === 'number' && !['round', 'jobId'].includes(k) ? round(v, 1) : v]))),
       copyPhaseVsPipe: ratio, toSwitchVsPipe: ratioSwitch, wholeJobVsPipe: ratioJob, cutoverPauseMs: cutoverPauses };
   } finally {
     await mover?.close().catch(() => {});
