@@ -3,7 +3,7 @@ import pg from 'pg';
 import { CatalogError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
 import { defaultPartitions } from './routing.js';
-import { keyFamily, type KeyType, type Partition, type PartitionState, type RoutingTable, type Shard, type ShardState, type TableInfo } from './types.js';
+import { keyFamily, type KeyType, type Partition, type PartitionState, type RoutingTable, type Shard, type ShardState, type StrayRange, type TableInfo } from './types.js';
 
 /** Advisory lock key that serializes migrations between proxies starting at once ('pgtd'). */
 const MIGRATION_LOCK = 0x70677464;
@@ -100,7 +100,16 @@ export class Catalog {
         'SELECT name, kind, key_column, key_type, keyspace_id FROM pgtide.tables ORDER BY name');
       const parts = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; shard_id: number; state: PartitionState }>(
         'SELECT p.id, p.keyspace_id, p.lo::text AS lo, p.hi::text AS hi, p.shard_id, p.state FROM pgtide.partitions p ORDER BY p.keyspace_id, p.lo');
+      // Every unfinished move: its source and target may both hold the range's rows. Starting a
+      // move, switching it and finishing it (done, rolled back) are routing changes, so proxies
+      // learn of these ranges by the version bump like of any other change.
+      const jobs = await c.query<{ id: number; keyspace_id: number; lo: string; hi: string; source_shard: number; target_shard: number }>(
+        "SELECT id, keyspace_id, lo::text AS lo, hi::text AS hi, source_shard, target_shard FROM pgtide.jobs WHERE state NOT IN ('done', 'rolled_back') ORDER BY id");
       await c.query('COMMIT');
+      const strays: StrayRange[] = [];
+      for (const j of jobs.rows) {
+        for (const shardId of [j.source_shard, j.target_shard]) strays.push({ jobId: j.id, keyspaceId: j.keyspace_id, lo: BigInt(j.lo), hi: BigInt(j.hi), shardId });
+      }
       return {
         version: Number(version.rows[0]!.version),
         shards: shards.rows.map((r): Shard => ({ id: r.id, url: r.url, state: r.state })),
@@ -115,6 +124,7 @@ export class Catalog {
         partitions: parts.rows.map((r): Partition => ({
           id: r.id, keyspaceId: r.keyspace_id, lo: BigInt(r.lo), hi: BigInt(r.hi), shardId: r.shard_id, state: r.state,
         })),
+        ...(strays.length > 0 ? { strays } : {}),
       };
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});

@@ -6,7 +6,7 @@
 // uint32) pairs in typed arrays, so the per-query lookup after `hashKeyParts` needs no BigInt.
 import { PgtideError } from './errors.js';
 import { hashKeyParts, hashToParts, type HashParts } from './hash.js';
-import { HASH_END, HASH_MIN, type Partition, type RoutingTable, type Shard, type TableInfo } from './types.js';
+import { HASH_END, HASH_MIN, type Partition, type RoutingTable, type Shard, type StrayRange, type TableInfo } from './types.js';
 
 /** The routing table itself is inconsistent (gap, overlap, unknown key space): a catalog bug. */
 export class RoutingTableError extends PgtideError {
@@ -79,10 +79,13 @@ export class RoutingIndex {
   private readonly keyspaces = new Map<number, KeySpaceIndex>();
   private readonly scratch: HashParts = { hi: 0, lo: 0 };
   private rr = 0;
+  private readonly strays: readonly StrayRange[];
+  private readonly strayCache = new Map<number, ReadonlyMap<number, readonly HashRange[]> | null>();
 
   constructor(table: RoutingTable) {
     this.version = table.version;
     this.shards = table.shards;
+    this.strays = table.strays ?? [];
     const usable = table.shards.filter((s) => s.state === 'active' || s.state === 'draining').map((s) => s.id);
     this.primaryShardId = usable.length > 0 ? Math.min(...usable) : (table.shards[0]?.id ?? 0);
     for (const t of table.tables) this.tables.set(t.name, t);
@@ -173,6 +176,38 @@ export class RoutingIndex {
     return this.shards.filter((s) => s.state === 'active' || s.state === 'draining' || s.state === 'joining').map((s) => s.id).sort((a, b) => a - b);
   }
 
+  /** Some shard may hold rows it does not own (a move is under way): fan-outs must filter them. */
+  get hasStrays(): boolean {
+    return this.strays.length > 0;
+  }
+
+  /**
+   * Per key space, the hash ranges whose rows `shardId` may hold but does not own (sorted,
+   * adjacent ranges merged), or null when it holds none. Only the parts of a move's range owned
+   * by *other* shards are listed, so filtering them out never hides a row the shard owns.
+   */
+  strayRanges(shardId: number): ReadonlyMap<number, readonly HashRange[]> | null {
+    if (this.strays.length === 0) return null;
+    const cached = this.strayCache.get(shardId);
+    if (cached !== undefined) return cached;
+    const out = new Map<number, HashRange[]>();
+    for (const s of this.strays) {
+      if (s.shardId !== shardId) continue;
+      const ks = this.keyspaces.get(s.keyspaceId);
+      if (!ks) continue;
+      for (const p of ks.partitions) {
+        if (p.shardId === shardId || p.hi <= s.lo || p.lo >= s.hi) continue;
+        let list = out.get(s.keyspaceId);
+        if (!list) out.set(s.keyspaceId, (list = []));
+        list.push({ lo: p.lo > s.lo ? p.lo : s.lo, hi: p.hi < s.hi ? p.hi : s.hi });
+      }
+    }
+    for (const [ks, list] of out) out.set(ks, mergeRanges(list));
+    const result = out.size > 0 ? out : null;
+    this.strayCache.set(shardId, result);
+    return result;
+  }
+
   /** One shard for a reference-table read, rotating so reads spread over the copies. */
   anyShard(): number {
     const ids = this.shards.filter((s) => s.state === 'active');
@@ -180,6 +215,27 @@ export class RoutingIndex {
     this.rr = (this.rr + 1) % ids.length;
     return ids[this.rr]!.id;
   }
+}
+
+/** A half-open hash range [lo, hi); hi may be 2^63. */
+export interface HashRange {
+  lo: bigint;
+  hi: bigint;
+}
+
+/** Sort ranges and merge the overlapping or adjacent ones. */
+export function mergeRanges(ranges: readonly HashRange[]): HashRange[] {
+  const sorted = [...ranges].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+  const out: HashRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.lo <= last.hi) {
+      if (r.hi > last.hi) last.hi = r.hi;
+    } else {
+      out.push({ lo: r.lo, hi: r.hi });
+    }
+  }
+  return out;
 }
 
 /** Index of the range in `sortedLos` (ascending lower bounds, first = HASH_MIN) holding `hash`. */

@@ -60,6 +60,20 @@ export interface TableInfo {
   keyspaceId?: number;
 }
 
+/**
+ * A hash range whose rows `shardId` may hold without owning them all: an unfinished move job's
+ * range, listed for its source and its target (the target holds the copy from the start of the
+ * copy; the source keeps its rows after the switch until cleanup deletes them). Statements that
+ * run on several shards filter such a shard's rows of the range it does not own.
+ */
+export interface StrayRange {
+  jobId: number;
+  keyspaceId: number;
+  lo: bigint;
+  hi: bigint;
+  shardId: number;
+}
+
 /** One consistent routing table: every proxy routes by exactly one version at a time. */
 export interface RoutingTable {
   version: number;
@@ -67,4 +81,6 @@ export interface RoutingTable {
   keyspaces: KeySpace[];
   tables: TableInfo[];
   partitions: Partition[];
+  /** Shards that may hold rows they do not own (absent: none). */
+  strays?: StrayRange[];
 }

@@ -346,7 +346,12 @@ export class JobRun {
     await dropCapture(src, await this.spec(), this.settings.lockTimeoutMs);
     const dst = await this.target();
     await dst.query(`DELETE FROM ${MOVER_SCHEMA}.copy_state WHERE job_id = $1`, [this.id]).catch(() => {});
-    await this.transition(JobState.Done, `deleted ${cleaned} rows of the range from shard ${this.job.sourceShard}; triggers and fence removed`, { progress: { cleanedRows: cleaned } });
+    // A routing change: proxies filter the source's copy of the range out of fan-outs until they
+    // learn (by the version bump) that it is gone.
+    await this.m.catalog.change(`job ${this.id} done: shard ${this.job.sourceShard} no longer holds partition ${this.job.partitionId}'s rows`, async (c) => {
+      await this.transition(JobState.Done, `deleted ${cleaned} rows of the range from shard ${this.job.sourceShard}; triggers and fence removed`, { progress: { cleanedRows: cleaned } }, c);
+      return true;
+    });
   }
 
   private async rollback(): Promise<void> {

@@ -3,3 +3,4 @@ export { planScatter, type ScatterPlan, type MergeSpec, type AggregateMerge, typ
 export { ScatterMerger, QUEUE_HIGH, QUEUE_LOW, type MergerSink } from './merger.js';
 export { ScatterError } from './values.js';
 export { ScatterPlanCache } from './cache.js';
+export { filterStrays, StrayFilterCache, type StrayView } from './stray-filter.js';

@@ -26,7 +26,7 @@ import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '..
 import { buildBind, buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
 import { splitInsertRows } from './insert-split.js';
 import { parseSetval, shardSetvalSql } from './setval.js';
-import { ScatterMerger, ScatterPlanCache, type ScatterPlan } from '../scatter/index.js';
+import { ScatterMerger, ScatterPlanCache, StrayFilterCache, type ScatterPlan } from '../scatter/index.js';
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
 import { syncSettings } from './session-settings.js';
@@ -133,6 +133,13 @@ interface FanOut {
 
 /** Scatter plans, shared by every session (the planner parses; plans depend only on text and tables). */
 const scatterPlans = new ScatterPlanCache();
+/** Per-shard texts that leave out rows a shard holds without owning them (a move under way). */
+const strayFilters = new StrayFilterCache();
+
+/** Fan-outs that read or change rows of sharded tables, so a shard's strays would be counted. */
+function seesRows(plan: StatementPlan): boolean {
+  return plan.kind === 'scatter-read' || plan.kind === 'keyed' || plan.kind === 'copy' || (plan.kind === 'broadcast' && plan.reason === 'write-without-key');
+}
 
 /** A statement that changes rows (not DDL or utility commands, which cannot always run in a transaction block). */
 function isDataWrite(plan: StatementPlan): boolean {
@@ -1311,7 +1318,9 @@ export class ClientSession implements ServerSink, SessionHandle {
       const index = this.ctx.routing();
       scatter = scatterPlans.plan(sql, index, index.version);
       const q = buildQuery(scatter.shardSql);
-      for (const s of shards) perShard.set(s, q);
+      for (const s of shards) perShard.set(s, this.strayQuery(scatter.shardSql, s, q));
+    } else if (seesRows(plan)) {
+      for (const s of shards) perShard.set(s, this.strayQuery(sql, s, msg.bytes));
     } else {
       for (const s of shards) perShard.set(s, msg.bytes);
     }
@@ -1323,6 +1332,34 @@ export class ClientSession implements ServerSink, SessionHandle {
     }, scatter, null, isDataWrite(plan));
     // Replies are asynchronous: the merger is in place before any shard's CopyData arrives.
     if (plan.kind === 'copy' && this.fanOut) this.fanOut.copyOut = new CopyOutMerger(plan.format === 'binary', plan.options.header === true);
+  }
+
+  /** The Query a shard runs: `same` unless the shard holds rows it does not own (see stray-filter.ts). */
+  private strayQuery(sql: string, shardId: number, same: Buffer): Buffer {
+    const text = strayFilters.forShard(sql, this.ctx.routing(), shardId);
+    return text === sql ? same : buildQuery(text);
+  }
+
+  /**
+   * An extended fan-out batch as one shard runs it: the statement bound in the batch is swapped
+   * for its stray-filtered text (a statement of its own, like scatterBatch's) on a shard that
+   * holds rows it does not own; the batch itself elsewhere.
+   */
+  private strayBatch(planned: PlannedMessage[], shardId: number): PlannedMessage[] {
+    const stmt = planned.find((p) => p.msg.code === FrontendCode.Bind)?.stmt;
+    if (!stmt) return planned;
+    const text = strayFilters.forShard(stmt.reg.sql, this.ctx.routing(), shardId);
+    if (text === stmt.reg.sql) return planned;
+    const types = stmt.reg.paramTypes;
+    const shardStmt: ClientStatement = {
+      reg: this.ctx.statements.intern(text, types), key: StatementRegistry.key(text, types),
+      plans: stmt.plans, literals: stmt.literals, parseBytes: buildParse('', text, types),
+    };
+    return planned.map((p) => {
+      if (p.stmt !== stmt) return p;
+      if (p.msg.code === FrontendCode.Parse && p.name === '') return { msg: { code: p.msg.code, bytes: shardStmt.parseBytes }, stmt: shardStmt, name: '' };
+      return { ...p, stmt: shardStmt };
+    });
   }
 
   private relayFanOut(link: Link): void {
@@ -1770,7 +1807,8 @@ export class ClientSession implements ServerSink, SessionHandle {
             const index = this.ctx.routing();
             const scatter = scatterPlans.plan(bp.stmt.reg.sql, index, index.version);
             const rewritten = this.scatterBatch(planned, bp.stmt, scatter);
-            this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, rewritten.planned), scatter, { describeToClient: rewritten.describeToClient });
+            const perShard = new Map(t.shards.map((s) => [s, this.strayBatch(rewritten.planned, s)]));
+            this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), scatter, { describeToClient: rewritten.describeToClient });
             return;
           }
           if (plan.kind === 'insert-rows') {
@@ -1778,7 +1816,8 @@ export class ClientSession implements ServerSink, SessionHandle {
             this.startFanOut([...perShard.keys()], 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), null, null, true);
             return;
           }
-          this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, planned), null, null, isDataWrite(plan));
+          const perShard = new Map(t.shards.map((s) => [s, seesRows(plan) ? this.strayBatch(planned, s) : planned]));
+          this.startFanOut(t.shards, plan.kind === 'broadcast' && (plan.reason === 'ddl' || plan.reason === 'reference-write') ? 'ddl' : 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), null, null, isDataWrite(plan));
           return;
         }
         // Statements that need no particular shard (BEGIN, SET…) follow the others in the batch.
