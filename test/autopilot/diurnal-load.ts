@@ -3,8 +3,8 @@
 // Every operation is a write transaction plus a key-routed report of REPORT_ROWS rows on a
 // preloaded key nobody writes.
 //
-// Every key belongs to one writer, so the ledger is exact: an operation is applied to it only
-// after COMMIT was acknowledged. Writers pace themselves in real time from the rate the curve
+// A key is written by one writer at a time, so the ledger is exact: an operation is applied to
+// it only after COMMIT was acknowledged. Writers pace themselves in real time from the rate the curve
 // gives at the current simulated time (ops per real second); a writer that falls more than a
 // second behind drops the backlog instead of bursting. Any error stops that writer (an error in
 // COMMIT would leave the ledger ambiguous) and is reported: the test wants zero.
@@ -13,9 +13,9 @@ import type { Ledger } from '../mover/workload.js';
 
 export interface KeyClass {
   name: string;
-  /** Keys the writers insert, update and delete. */
+  /** Keys the writers insert, update and delete, sorted by hash (see `spread`). */
   keys: number[];
-  /** Preloaded keys nobody writes: every operation also reads one of them with REPORT_ROWS rows. */
+  /** Preloaded keys nobody writes (sorted by hash): every operation also reads one of them with REPORT_ROWS rows. */
   reportKeys?: number[];
   writers: number;
   /** Operations per real second at simulated time `simMs`. */
@@ -39,6 +39,25 @@ export interface DiurnalLoad {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+interface Picks {
+  next: number;
+  reports: number;
+  inUse: Set<number>;
+}
+
+/**
+ * The i-th pick of n keys in low-discrepancy order (van der Corput, base 2): with keys sorted by
+ * hash, any run of consecutive picks is spread evenly over the hash range, so each piece of a
+ * split gets its share in every second. Random picks made a piece's one-second step swing by
+ * ±40 % at the peak, and the compressed clock has no longer steps to average them out.
+ */
+function spread(i: number, n: number): number {
+  let f = 0;
+  let half = 0.5;
+  for (let x = i + 1; x > 0; x >>= 1, half /= 2) if (x & 1) f += half;
+  return Math.min(n - 1, Math.floor(f * n));
+}
+
 /** Rows each report returns (the load score counts 100 rows as one read). */
 export const REPORT_ROWS = 2500;
 const REPORT_SQL = `SELECT 1 FROM accounts a CROSS JOIN generate_series(1, ${REPORT_ROWS}) g WHERE a.id = $1`;
@@ -51,18 +70,17 @@ export function startDiurnalLoad(url: string, ledger: Ledger, classes: KeyClass[
   let nextId = 0;
   const loops: Promise<void>[] = [];
   for (const cls of classes) {
-    for (let w = 0; w < cls.writers; w++) {
-      const id = nextId++;
-      const mine = cls.keys.filter((_, i) => i % cls.writers === w);
-      const report = cls.reportKeys?.length ? { keys: cls.reportKeys, rows: REPORT_ROWS } : null;
-      loops.push(writer(id, cls, mine, report, w / cls.writers, w * 7919 + cls.name.length * 104729 + 1));
-    }
+    // One pick sequence per class, shared by its writers: the picks of a second, whoever makes
+    // them, are consecutive in it and so spread over the range.
+    const picks: Picks = { next: 0, reports: 0, inUse: new Set() };
+    for (let w = 0; w < cls.writers; w++) loops.push(writer(nextId++, cls, picks, w / cls.writers, w * 7919 + cls.name.length * 104729 + 1));
   }
 
-  async function writer(id: number, cls: KeyClass, keys: number[], report: { keys: number[]; rows: number } | null, phase: number, seed: number): Promise<void> {
+  async function writer(id: number, cls: KeyClass, picks: Picks, phase: number, seed: number): Promise<void> {
     const c = new pg.Client({ connectionString: url });
     c.on('error', () => {});
     let connected = false;
+    const keys = cls.keys;
     const rnd = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed % n;
@@ -87,49 +105,24 @@ export function startDiurnalLoad(url: string, ledger: Ledger, classes: KeyClass[
         }
         if (now - next > 1000) next = now;
         next += 1000 / Math.max(cls.rate(clock.now()) / cls.writers, 0.05);
-        if (keys.length === 0) continue;
-        const k = keys[rnd(keys.length)]!;
-        const roll = rnd(100);
-        const exists = ledger.accounts.has(k);
-        const seq = 1 + rnd(3);
-        await c.query('BEGIN');
-        if (!exists) {
-          await c.query('INSERT INTO accounts (id, balance, note) VALUES ($1, 0, $2)', [k, `${cls.name}`]);
-          await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, 1, 1)', [k]);
-        } else if (roll < 10) {
-          await c.query('DELETE FROM items WHERE account_id = $1', [k]);
-          await c.query('DELETE FROM accounts WHERE id = $1', [k]);
-        } else if (roll < 55) {
-          await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
-          await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, $2, 1) ON CONFLICT (account_id, seq) DO UPDATE SET qty = items.qty + 1', [k, seq]);
-        } else {
-          await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
+        // A key in use by another writer of the class is skipped: one writer per key at a time keeps the ledger exact.
+        let k: number | undefined;
+        for (let tries = 0; tries < 8 && keys.length > 0 && k === undefined; tries++) {
+          const x = keys[spread(picks.next++, keys.length)]!;
+          if (!picks.inUse.has(x)) k = x;
         }
-        await c.query('COMMIT');
-        // The report: rows dominate the load score, so the step-to-step swings of a loaded
-        // machine's latency (the score's latency term) do not drown the curve.
-        if (report) {
-          const r = await c.query({ text: REPORT_SQL, values: [report.keys[rnd(report.keys.length)]], rowMode: 'array' });
-          if (r.rowCount !== report.rows) throw new Error(`report on a preloaded key returned ${r.rowCount} rows, not ${report.rows}`);
+        if (k === undefined) continue;
+        picks.inUse.add(k);
+        try {
+          await operate(c, cls, k, rnd);
+        } finally {
+          picks.inUse.delete(k);
         }
-        // Acknowledged: the ledger follows.
+        if (cls.reportKeys?.length) await report(c, cls.reportKeys[spread(picks.reports++, cls.reportKeys.length)]!);
         stats.ops++;
         const step = Math.floor(clock.now() / stepMs);
         const byStep = stats.opsByStep.get(cls.name)!;
         byStep.set(step, (byStep.get(step) ?? 0) + 1);
-        if (!exists) {
-          ledger.accounts.set(k, 0);
-          ledger.items.set(k, new Map([[1, 1]]));
-        } else if (roll < 10) {
-          ledger.accounts.delete(k);
-          ledger.items.delete(k);
-        } else {
-          ledger.accounts.set(k, ledger.accounts.get(k)! + 1);
-          if (roll < 55) {
-            const m = ledger.items.get(k)!;
-            m.set(seq, (m.get(seq) ?? 0) + 1);
-          }
-        }
       }
     } catch (err) {
       const e = err as Error & { code?: string };
@@ -139,6 +132,46 @@ export function startDiurnalLoad(url: string, ledger: Ledger, classes: KeyClass[
       idle.add(id);
       await c.end().catch(() => {});
     }
+  }
+
+  /** One write transaction on key k; the ledger follows once COMMIT is acknowledged. */
+  async function operate(c: pg.Client, cls: KeyClass, k: number, rnd: (n: number) => number): Promise<void> {
+    const roll = rnd(100);
+    const exists = ledger.accounts.has(k);
+    const seq = 1 + rnd(3);
+    await c.query('BEGIN');
+    if (!exists) {
+      await c.query('INSERT INTO accounts (id, balance, note) VALUES ($1, 0, $2)', [k, `${cls.name}`]);
+      await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, 1, 1)', [k]);
+    } else if (roll < 10) {
+      await c.query('DELETE FROM items WHERE account_id = $1', [k]);
+      await c.query('DELETE FROM accounts WHERE id = $1', [k]);
+    } else if (roll < 55) {
+      await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
+      await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, $2, 1) ON CONFLICT (account_id, seq) DO UPDATE SET qty = items.qty + 1', [k, seq]);
+    } else {
+      await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
+    }
+    await c.query('COMMIT');
+    if (!exists) {
+      ledger.accounts.set(k, 0);
+      ledger.items.set(k, new Map([[1, 1]]));
+    } else if (roll < 10) {
+      ledger.accounts.delete(k);
+      ledger.items.delete(k);
+    } else {
+      ledger.accounts.set(k, ledger.accounts.get(k)! + 1);
+      if (roll < 55) {
+        const m = ledger.items.get(k)!;
+        m.set(seq, (m.get(seq) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** The report: rows dominate the load score, so a loaded machine's latency swings do not drown the curve. */
+  async function report(c: pg.Client, key: number): Promise<void> {
+    const r = await c.query({ text: REPORT_SQL, values: [key], rowMode: 'array' });
+    if (r.rowCount !== REPORT_ROWS) throw new Error(`report on preloaded key ${key} returned ${r.rowCount} rows, not ${REPORT_ROWS}`);
   }
 
   return {

@@ -32,29 +32,36 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** Simulated "today", 00:00 UTC. */
 const DAY0 = Math.floor(Date.now() / DAY) * DAY;
-const SEED_DAYS = 4;
-const DAY_START_H = 8;
-const PEAK = DAY0 + (DAY_START_H + 6) * HOUR;
+const SEED_DAYS = 3;
+/** The day's load runs from 06:00 to 22:00 and peaks at 14:00. */
+const DAY_START_H = 6;
+const DAY_HOURS = 16;
+const PEAK = DAY0 + (DAY_START_H + DAY_HOURS / 2) * HOUR;
 /** Hot partition at the peak, operations per real second (= per simulated step). */
 const HOT_PEAK_OPS = 28;
 /** Each cold partition, all day, as a fraction of the hot peak. */
-const COLD_SHARE = 0.14;
+const COLD_SHARE = 0.12;
 /** Thresholds as fractions of the hot partition's peak load (why: where they are set below). */
 const MAX_LOAD = 0.8;
-const MIN_LOAD = 0.11;
-const CAPACITY = 1.125;
+const MIN_LOAD = 0.1;
+const CAPACITY = 1.1;
 const WARMUP_END = DAY0 + 2 * HOUR;
-/** Give up (and report) when nothing merged by then: after 04:00 the next morning is in the horizon. */
+/**
+ * 8 hours. A forecast takes seconds of real time, i.e. most of a simulated hour, and its last
+ * steps are behind the plan made from it by then: the planner sees ~7 hours ahead.
+ */
+const HORIZON_STEPS = 32;
+/** Give up (and report) when nothing merged by then: from about 01:30 the next morning is in the horizon. */
 const SIM_DEADLINE = DAY0 + 28 * HOUR;
 
 /**
- * Diurnal shape: a flat night at 0.06 from 20:00 to 08:00, and a day that rises to 1 at 14:00 and
- * falls back (a squared raised cosine over 08:00–20:00): a long quiet night for the merge.
+ * Diurnal shape: a flat night at 0.06 from 22:00 to 06:00, and a day that rises to 1 at 14:00 and
+ * falls back (a squared raised cosine over 06:00–22:00): a quiet night long enough for the merge.
  */
 function shape(simMs: number): number {
   const h = (((simMs - DAY0) % DAY) + DAY) % DAY / HOUR;
-  if (h <= DAY_START_H || h >= DAY_START_H + 12) return 0.06;
-  const g = (1 - Math.cos((2 * Math.PI * (h - DAY_START_H)) / 12)) / 2;
+  if (h <= DAY_START_H || h >= DAY_START_H + DAY_HOURS) return 0.06;
+  const g = (1 - Math.cos((2 * Math.PI * (h - DAY_START_H)) / DAY_HOURS)) / 2;
   return 0.06 + 0.94 * g * g;
 }
 
@@ -95,7 +102,7 @@ before(async () => {
   await admin.query('SET AUTOPILOT off');
   // A forecast at normal priority: at the default (idle-only CPU) a shared, saturated CI machine
   // can starve it for simulated hours.
-  for (const [k, v] of Object.entries({ lstm: 'off', forecast_priority: 'normal', step_s: STEP_S, interval_s: STEP_S, horizon: 24, history_steps: (SEED_DAYS + 1) * 96, shard_min_utilization: 0.01 })) {
+  for (const [k, v] of Object.entries({ lstm: 'off', forecast_priority: 'normal', step_s: STEP_S, interval_s: STEP_S, horizon: HORIZON_STEPS, history_steps: (SEED_DAYS + 1) * 96, shard_min_utilization: 0.01 })) {
     await admin.query(`SET AUTOPILOT ${k} = ${v}`);
   }
   const routing = await cluster.proxy.catalog.loadRoutingTable();
@@ -120,6 +127,8 @@ before(async () => {
     if (reportKeys.get(p.id)!.length < wantReports(p.id)) reportKeys.get(p.id)!.push(k);
     else if (keys.get(p.id)!.length < want(p.id)) keys.get(p.id)!.push(k);
   }
+  const byHash = (a: number, b: number) => (hashKey('int8', BigInt(a)) < hashKey('int8', BigInt(b)) ? -1 : 1);
+  for (const list of [...keys.values(), ...reportKeys.values()]) list.sort(byHash);
   const preload = [...[...keys.values()].flatMap((list) => list.filter((_, i) => i % 2 === 0)), ...[...reportKeys.values()].flat()];
   for (let i = 0; i < preload.length; i += 200) {
     const batch = preload.slice(i, i + 200);
@@ -273,12 +282,12 @@ async function day(t: { diagnostic(msg: string): void }): Promise<void> {
     `INSERT INTO pgtide.load_history (bucket, proxy_id, partition_id, table_name, interval_s, reads, writes, rows, bytes_in, latency_us)
      SELECT b, 999, p, 'accounts', $7, r, w, n, y, l FROM unnest($1::timestamptz[], $2::int[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $8::float8[]) AS u(b, p, r, w, n, y, l)`,
     [b, pid, cols.reads, cols.writes, cols.rows, cols.bytes, STEP_S, cols.latencyUs]);
-  // Thresholds, in units of P. Split above 0.8 P: the hot partition (p90 ≈ 1.1 P at the peak)
-  // splits in two, and each half (≈ 0.55 P) stays under it. Capacity 1.125 P at the 80 % cap =
-  // 0.9 P: the hot partition alone overloads shard 0 near the peak, and a half plus a cold
-  // partition (0.64 P) fits on either other shard with room for noise. Merge below 0.11 P: the
-  // cold partitions (0.14 P) never qualify, each half does from the evening (its p90 stays under
-  // it for the whole 6-hour horizon) until the next morning comes into the horizon.
+  // Thresholds, in units of P. Split above 0.8 P: the hot partition (p90 ≈ 1.05–1.1 P at the
+  // peak) splits in two, and each half (≈ 0.5 P) stays well under it. Capacity 1.1 P at the 80 %
+  // cap = 0.88 P: the hot partition alone overloads shard 0 as the peak enters the horizon, and a
+  // half plus a cold partition (0.62 P) fits on either other shard with room for noise. Merge
+  // below 0.1 P: the cold partitions (0.12 P) never qualify; each half does from the evening (its
+  // p90 stays under it for the whole horizon) until the next morning enters the horizon.
   for (const [k, v] of Object.entries({ partition_min_load: MIN_LOAD * P, partition_max_load: MAX_LOAD * P, shard_capacity: CAPACITY * P, shard_max_utilization: 0.8 })) {
     await admin.query(`SET AUTOPILOT ${k} = ${v}`);
   }
@@ -306,6 +315,8 @@ async function day(t: { diagnostic(msg: string): void }): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 300));
   }
+  // No new job from here on: the final check needs every range on its owner only.
+  await admin.query('SET AUTOPILOT recommend');
   const stats = await load.stop();
   load = null;
   const endAt = clock.now();
@@ -331,60 +342,64 @@ async function day(t: { diagnostic(msg: string): void }): Promise<void> {
   }
   note(PEAK, `peak of the load curve (hot partition ${HOT_PEAK_OPS} operations/s)`);
   if (checkedDuring !== null) note(checkedDuring, 'conservation checked with the writers paused: every acknowledged write once, on its owner');
-
-  // 1. One split of the hot partition, made on the forecast, before the peak.
-  assert.equal(splits.length, 1, `the hot partition is split exactly once (no cascade): ${splits.map((s) => s.detail).join('; ')}`);
-  const split = splits[0]!;
-  assert.equal(split.partitionId, hot.id);
-  assert.ok(split.at < PEAK, `split at ${hhmm(split.at)}, before the peak`);
-  assert.equal(stepOf(split)?.trigger, 'forecast', 'the split was planned from the forecast, not as a reaction');
-  // 2. A piece moved to the other shard, on the forecast, switched and done before the peak.
-  const out = moves[0];
-  assert.ok(out, 'a piece of the hot partition was moved');
-  assert.equal(out.fromShard, hot.shard);
-  assert.notEqual(out.toShard, hot.shard);
-  assert.equal(stepOf(out)?.trigger, 'forecast', 'the move was planned from the forecast');
-  const outJob = all.find((j) => j.lo === out.lo && j.hi === out.hi && j.source === out.fromShard && j.target === out.toShard);
-  assert.ok(outJob && outJob.state === 'done' && outJob.cutover !== null && outJob.finished !== null, `the move job finished: ${JSON.stringify(outJob, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
-  assert.ok(outJob.finished! < PEAK, `move done at ${hhmm(outJob.finished!)}, before the peak at ${hhmm(PEAK)}`);
-  const deadline = stepOf(out)?.deadlineMs;
-  if (deadline !== undefined) note(deadline, `deadline of the move in its plan: the predicted crossing of the shard cap minus the safety margin`);
-  // The forecast's own peak for the hot range, from the first run after the move started that sees past it.
-  const { rows: runs } = await pool.query<{ id: string; at: Date }>('SELECT id, at FROM pgtide.forecast_runs WHERE at >= to_timestamp($1::float8 / 1000) ORDER BY id', [out.at]);
-  let predictedPeak: number | null = null;
-  for (const r of runs) {
-    const { rows } = await pool.query<{ t: Date; m: number }>(
-      `SELECT t, sum(mean)::float8 AS m FROM pgtide.forecasts WHERE run_id = $1 AND partition_id = ANY($2::int[]) GROUP BY t ORDER BY t`,
-      [r.id, [hot.id, split.otherId]]);
-    if (rows.length < 3) continue;
-    let k = 0;
-    rows.forEach((x, i) => { if (x.m > rows[k]!.m) k = i; });
-    if (k > 0 && k < rows.length - 2) {
-      predictedPeak = rows[k]!.t.getTime();
-      note(predictedPeak, `predicted peak of the hot range (forecast run ${r.id} made at ${hhmm(r.at.getTime())}: ${rows[k]!.m.toPrecision(3)} units/s mean)`);
-      break;
-    }
-  }
-  if (predictedPeak !== null) assert.ok(outJob.finished! < predictedPeak, `move done at ${hhmm(outJob.finished!)}, before the predicted peak at ${hhmm(predictedPeak)}`);
-  // 3. Merged back after the peak, once the load had fallen (a move back first if the pieces were apart).
-  assert.ok(merged, 'the pieces were merged back');
-  assert.ok(merged.at > PEAK, `merge at ${hhmm(merged.at)}, after the peak`);
-  assert.ok(shape(merged.at) < 0.35, `the load had fallen when merging (${(shape(merged.at) * 100).toFixed(0)} % of the peak)`);
-  const back = moves.slice(1);
-  for (const mv of back) {
-    const j = all.find((x) => x.lo === mv.lo && x.hi === mv.hi && x.target === mv.toShard && x.created >= mv.at - STEP);
-    assert.ok(j && j.state === 'done' && j.finished! <= merged.at + STEP, `the move back before the merge finished first (job ${j?.id} ${j?.state})`);
-  }
-  const routing = await cluster.proxy.catalog.loadRoutingTable();
-  const whole = routing.partitions.find((p) => p.lo === hot.lo && p.hi === hot.hi);
-  assert.ok(whole, 'the hot range is one partition again');
-  // 4. Conservation during (writers paused after the move) and after everything.
-  assert.ok(checkedDuring !== null, 'conservation was checked during the day');
-  await checkInvariants(shards, cluster.proxy.catalog, ledger);
-  assert.ok(stats.ops > 500, `the writers made progress (${stats.ops} operations)`);
   const { rows: [fr] } = await pool.query<{ n: number; med: number }>(
     'SELECT count(*)::int AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::float8 AS med FROM pgtide.forecast_runs WHERE at >= to_timestamp($1::float8 / 1000)', [autoAt]);
-  note(endAt, `${fr!.n} autopilot runs since auto mode, median forecast ${Math.round(fr!.med)} ms real`);
-  note(endAt, `writers stopped after ${stats.ops} acknowledged operations, 0 errors, ${cluster.proxy.server.counters.fenceRetries} writes retried after a fence; conservation checked again: exact`);
-  for (const [at, w] of timeline.sort((a, c) => a[0] - c[0])) t.diagnostic(`${hhmm(at)}  ${w}`);
+  note(autoAt, `(${fr!.n} autopilot runs from here to the end, median forecast ${Math.round(fr!.med)} ms real)`);
+
+  try {
+    // 1. One split of the hot partition, made on the forecast, before the peak.
+    assert.equal(splits.length, 1, `the hot partition is split exactly once (no cascade): ${splits.map((s) => s.detail).join('; ')}`);
+    const split = splits[0]!;
+    assert.equal(split.partitionId, hot.id);
+    assert.ok(split.at < PEAK, `split at ${hhmm(split.at)}, before the peak`);
+    assert.equal(stepOf(split)?.trigger, 'forecast', 'the split was planned from the forecast, not as a reaction');
+    // 2. A piece moved to the other shard, on the forecast, switched and done before the peak.
+    const out = moves[0];
+    assert.ok(out, 'a piece of the hot partition was moved');
+    assert.equal(out.fromShard, hot.shard);
+    assert.notEqual(out.toShard, hot.shard);
+    assert.equal(stepOf(out)?.trigger, 'forecast', 'the move was planned from the forecast');
+    const outJob = all.find((j) => j.lo === out.lo && j.hi === out.hi && j.source === out.fromShard && j.target === out.toShard);
+    assert.ok(outJob && outJob.state === 'done' && outJob.cutover !== null && outJob.finished !== null, `the move job finished: ${JSON.stringify(outJob, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+    assert.ok(outJob.finished! < PEAK, `move done at ${hhmm(outJob.finished!)}, before the peak at ${hhmm(PEAK)}`);
+    const deadline = stepOf(out)?.deadlineMs;
+    if (deadline !== undefined) note(deadline, `deadline of the move in its plan: the predicted crossing of the shard cap minus the safety margin`);
+    // The forecast's own peak for the hot range, from the first run after the move started that sees past it.
+    const { rows: runs } = await pool.query<{ id: string; at: Date }>('SELECT id, at FROM pgtide.forecast_runs WHERE at >= to_timestamp($1::float8 / 1000) ORDER BY id', [out.at]);
+    let predictedPeak: number | null = null;
+    for (const r of runs) {
+      const { rows } = await pool.query<{ t: Date; m: number }>(
+        `SELECT t, sum(mean)::float8 AS m FROM pgtide.forecasts WHERE run_id = $1 AND partition_id = ANY($2::int[]) GROUP BY t ORDER BY t`,
+        [r.id, [hot.id, split.otherId]]);
+      if (rows.length < 3) continue;
+      let k = 0;
+      rows.forEach((x, i) => { if (x.m > rows[k]!.m) k = i; });
+      if (k > 0 && k < rows.length - 2) {
+        predictedPeak = rows[k]!.t.getTime();
+        note(predictedPeak, `predicted peak of the hot range (forecast run ${r.id} made at ${hhmm(r.at.getTime())}: ${rows[k]!.m.toPrecision(3)} units/s mean)`);
+        break;
+      }
+    }
+    if (predictedPeak !== null) assert.ok(outJob.finished! < predictedPeak, `move done at ${hhmm(outJob.finished!)}, before the predicted peak at ${hhmm(predictedPeak)}`);
+    // 3. Merged back after the peak, once the load had fallen (a move back first if the pieces were apart).
+    assert.ok(merged, 'the pieces were merged back');
+    assert.ok(merged.at > PEAK, `merge at ${hhmm(merged.at)}, after the peak`);
+    assert.ok(shape(merged.at) < 0.35, `the load had fallen when merging (${(shape(merged.at) * 100).toFixed(0)} % of the peak)`);
+    const back = moves.slice(1);
+    for (const mv of back) {
+      const j = all.find((x) => x.lo === mv.lo && x.hi === mv.hi && x.target === mv.toShard && x.created >= mv.at - STEP);
+      assert.ok(j && j.state === 'done' && j.finished! <= merged.at + STEP, `the move back before the merge finished first (job ${j?.id} ${j?.state})`);
+    }
+    const routing = await cluster.proxy.catalog.loadRoutingTable();
+    const whole = routing.partitions.find((p) => p.lo === hot.lo && p.hi === hot.hi);
+    assert.ok(whole, 'the hot range is one partition again');
+    // 4. Conservation during (writers paused after the move) and after everything.
+    assert.ok(checkedDuring !== null, 'conservation was checked during the day');
+    await checkInvariants(shards, cluster.proxy.catalog, ledger);
+    assert.ok(stats.ops > 500, `the writers made progress (${stats.ops} operations)`);
+    note(endAt, `writers stopped after ${stats.ops} acknowledged operations, 0 errors, ${cluster.proxy.server.counters.fenceRetries} writes retried after a fence; conservation checked again: exact`);
+  } finally {
+    for (const [at, w] of timeline.sort((a, c) => a[0] - c[0])) t.diagnostic(`${hhmm(at)}  ${w}`);
+  }
 }
+
