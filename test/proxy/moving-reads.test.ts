@@ -111,7 +111,7 @@ async function checkAnswers(label: string, range: { lo: bigint; hi: bigint }): P
   }
 }
 
-/** An UPDATE without a key reports (and makes) the true number of changed rows. */
+/** UPDATE and DELETE without a key report (and make) the true number of changed rows. */
 async function checkUpdate(label: string): Promise<void> {
   const simple = await client.query('UPDATE accounts SET v = v + 1 WHERE grp = 1');
   const grp1 = [...ledger.values()].filter((r) => r.grp === 1);
@@ -122,6 +122,14 @@ async function checkUpdate(label: string): Promise<void> {
   for (const [, r] of grp3) r.v += 2;
   assert.equal(ext.rowCount, grp3.length, `${label}: UPDATE … RETURNING without key, extended protocol`);
   assert.deepEqual(ext.rows.map((r) => Number(r.id)).sort((a, b) => a - b), grp3.map(([id]) => id).sort((a, b) => a - b), `${label}: each updated row returned once`);
+  // A few rows of every partition go: the row count and RETURNING name each deleted row once.
+  const floor = [...ledger.values()].filter((r) => r.grp === 4).map((r) => r.v).sort((a, b) => b - a)[10]!;
+  const doomed = [...ledger.entries()].filter(([, r]) => r.grp === 4 && r.v >= floor).map(([id]) => id).sort((a, b) => a - b);
+  const del = await client.query({ text: 'DELETE FROM accounts WHERE grp = $1 AND v >= $2 RETURNING id', values: [4, floor] });
+  await client.query(`DELETE FROM items WHERE account_id IN (${doomed.join(', ')})`);
+  for (const id of doomed) ledger.delete(id);
+  assert.equal(del.rowCount, doomed.length, `${label}: DELETE … RETURNING without key`);
+  assert.deepEqual(del.rows.map((r) => Number(r.id)).sort((a, b) => a - b), doomed, `${label}: each deleted row returned once`);
 }
 
 test('fan-outs count every row once while a move holds its copy, during cleanup grace, and after it', async () => {
