@@ -134,8 +134,10 @@ export function filterStrays(sql: string, view: StrayView, shardId: number): str
     edits.push({ start: span.start, end: span.end, text: rv.alias ? sub : `${sub} AS ${quoteIdent(rv.relname)}` });
   };
 
+  const depthAt = (pos: number): number => tokens().find((t) => t.start === pos)?.depth ?? 0;
+
   /** UPDATE/DELETE target: the filter joins the statement's top-level WHERE (a target cannot be a subquery). */
-  const writeTarget = (rv: Node, ctes: Set<string>, stmtStart: number, stmtEnd: number): void => {
+  const writeTarget = (rv: Node, ctes: Set<string>, stmtEnd: number): void => {
     const s = strayInfo(rv, ctes);
     if (!s) return;
     const span = nameSpan(rv);
@@ -154,10 +156,7 @@ export function filterStrays(sql: string, view: StrayView, shardId: number): str
     } else {
       edits.push({ start: tail, end: tail, text: `${returning ? '' : ' '}WHERE ${cond}${returning ? ' ' : ''}` });
     }
-    void stmtStart;
   };
-
-  const depthAt = (pos: number): number => tokens().find((t) => t.start === pos)?.depth ?? 0;
 
   /** COPY t [(cols)] TO STDOUT → COPY (SELECT cols FROM t WHERE …) TO STDOUT. */
   const copyOut = (node: Node, ctes: Set<string>): void => {
@@ -206,14 +205,13 @@ export function filterStrays(sql: string, view: StrayView, shardId: number): str
   for (const raw of parsed.stmts ?? []) {
     const stmt = raw.stmt;
     const startB = raw.stmt_location ?? 0;
-    const stmtStart = toChar(startB);
     const stmtEnd = raw.stmt_len ? toChar(startB + raw.stmt_len) : sql.length;
     const ctes = new Set<string>();
     collectCtes(stmt, ctes);
     const type = Object.keys(stmt ?? {})[0];
     const node = type ? stmt[type] : undefined;
     if (type === 'UpdateStmt' || type === 'DeleteStmt') {
-      writeTarget(node.relation, ctes, stmtStart, stmtEnd);
+      writeTarget(node.relation, ctes, stmtEnd);
       const { relation: _r, ...rest } = node;
       walk(rest, ctes);
     } else if (type === 'SelectStmt') {
