@@ -659,7 +659,11 @@ export class ClientSession implements ServerSink, SessionHandle {
 
   /** SessionHandle: an open transaction of this client touched [lo, hi) of the key space. */
   touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean {
-    if (this.txStatus() === 'I' && this.held.length === 0) return false;
+    // A transaction's first statement in flight counts too: its held BEGIN went out with it, and the
+    // server says 'T' only when that BEGIN is answered (missed, a transaction that then read the
+    // range on the fenced source wrote there next: PT001 at the client). A parked unit does not.
+    const inFlight = this.busy && this.deferred === null;
+    if (this.txStatus() === 'I' && this.held.length === 0 && !inFlight) return false;
     return this.txTouched.some((t) => t.keyspaceId === keyspaceId && (t.hash === null || (t.hash >= lo && t.hash < hi)));
   }
 
