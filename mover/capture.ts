@@ -61,11 +61,20 @@ function ignoreDuplicate(err: { code?: string }): void {
 function functionSql(spec: CaptureSpec, t: MoveTable, mode: TriggerMode): string {
   const key = (rec: 'OLD' | 'NEW') => `${rec}.${quoteIdent(t.keyColumn)}`;
   const pred = rangePredicate('h', spec.lo, spec.hi);
+  const capture = (rec: 'OLD' | 'NEW') => `INSERT INTO ${MOVER_SCHEMA}.changelog (job_id, tbl, key) VALUES (${spec.jobId}, ${quoteLiteral(t.name)}, ${key(rec)}::text);`;
+  // Fence: a transaction that already captured a change of this job started writing the range
+  // before the fence, and the switch of the table it captured in is still waiting for it (one table
+  // per transaction, below), so the final drain will see it: it passes and is captured (it may
+  // write the tables in another order than the switch). Any other write to the range is refused.
   const action = (rec: 'OLD' | 'NEW') => mode === 'capture'
-    ? `INSERT INTO ${MOVER_SCHEMA}.changelog (job_id, tbl, key) VALUES (${spec.jobId}, ${quoteLiteral(t.name)}, ${key(rec)}::text);`
-    : `RAISE EXCEPTION USING ERRCODE = '${FENCE_SQLSTATE}',
-         MESSAGE = format('pgtide: key %s of %s has moved to another shard (job ${spec.jobId})', ${key(rec)}, TG_TABLE_NAME),
-         HINT = 'reload the routing table and retry on the new owner';`;
+    ? capture(rec)
+    : `IF EXISTS (SELECT 1 FROM ${MOVER_SCHEMA}.changelog WHERE job_id = ${spec.jobId} AND txid = pg_current_xact_id()) THEN
+         ${capture(rec)}
+       ELSE
+         RAISE EXCEPTION USING ERRCODE = '${FENCE_SQLSTATE}',
+           MESSAGE = format('pgtide: key %s of %s has moved to another shard (job ${spec.jobId})', ${key(rec)}, TG_TABLE_NAME),
+           HINT = 'reload the routing table and retry on the new owner';
+       END IF;`;
   const check = (rec: 'OLD' | 'NEW') => `h := ${hashExpr(t.keyType, key(rec))};
     IF ${pred} THEN ${action(rec)} END IF;`;
   return `CREATE OR REPLACE FUNCTION ${functionName(spec.jobId, t.name)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgtide$
@@ -124,7 +133,8 @@ export async function installCapture(c: pg.ClientBase, spec: CaptureSpec, lockTi
  * Switch the triggers between capture and fence, one table per transaction (see installCapture).
  * The LOCK waits for the table's in-flight writers, so when this returns no transaction that
  * passed an old trigger is still open: the changelog is final (fence) or capturing again (capture).
- * A transaction that wrote a fenced table aborts whole, so its entries for other tables vanish too.
+ * A transaction that wrote a fenced table aborts whole, so its entries for other tables vanish too;
+ * one that captured a change of the job before the fence passes it (see functionSql).
  */
 export async function setTriggerMode(c: pg.ClientBase, spec: CaptureSpec, mode: TriggerMode, lockTimeoutMs: number, deadline?: number): Promise<void> {
   for (const t of spec.tables) {

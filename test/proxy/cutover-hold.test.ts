@@ -2,11 +2,14 @@
 // 1. a transaction that touched the range before the hold can run its next statements (the cutover
 //    waits for it; holding it too was a deadlock until the budget ran out);
 // 2. a cutover aborted while such a transaction stays open (longer than lock_timeout) releases the
-//    held traffic instead of leaving it held until that transaction ends.
+//    held traffic instead of leaving it held until that transaction ends;
+// 3. the fence lets a transaction finish that captured a change of the job before the fence (it
+//    writes two tables in the other order than the switch), and refuses every other write.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashKey } from '../../config/hash.js';
 import { HASH_END } from '../../config/types.js';
+import { installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from '../../mover/capture.js';
 import { Mover } from '../../mover/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -109,4 +112,25 @@ test('a cutover that times out on a long transaction releases held traffic while
     if (blockerOpen) await blocker.query('ROLLBACK').catch(() => {});
     await mover.close();
   }
+});
+
+test('the fence passes a transaction that captured a change of the job before it (two tables, other order) and refuses the rest', async () => {
+  const shard = await cluster.shard(0);
+  const other = await cluster.shard(0);
+  const mover = await cluster.shard(0);
+  await shard.query('CREATE TABLE fence_a (id bigint PRIMARY KEY, v int NOT NULL); CREATE TABLE fence_b (id bigint PRIMARY KEY, v int NOT NULL)');
+  const table = (name: string) => ({ name, keyColumn: 'id', keyType: 'int8' as const, columns: ['id', 'v'], keyIndex: 0 });
+  const spec: CaptureSpec = { jobId: 4242, lo: -(2n ** 63n), hi: HASH_END, tables: [table('fence_a'), table('fence_b')] };
+  await installCapture(mover, spec);
+  // A transaction writes fence_b first; then fence_a is switched to fence (fence_b's switch would wait for it).
+  await shard.query('BEGIN');
+  await shard.query('INSERT INTO fence_b VALUES (1, 1)');
+  await setTriggerMode(mover, { ...spec, tables: [spec.tables[0]!] }, 'fence', 5000);
+  await shard.query('INSERT INTO fence_a VALUES (1, 1)'); // passes: this transaction captured before the fence
+  await assert.rejects(other.query('INSERT INTO fence_a VALUES (2, 1)'), (e: Error & { code?: string }) => e.code === 'PT001', 'a transaction that captured nothing is fenced');
+  await shard.query('COMMIT');
+  await setTriggerMode(mover, spec, 'fence', 5000);
+  await assert.rejects(shard.query('UPDATE fence_b SET v = 2 WHERE id = 1'), (e: Error & { code?: string }) => e.code === 'PT001', 'after the fence, every write to the range is refused');
+  const { rows } = await mover.query(`SELECT tbl, key FROM ${MOVER_SCHEMA}.changelog WHERE job_id = 4242 ORDER BY seq`);
+  assert.deepEqual(rows, [{ tbl: 'fence_b', key: '1' }, { tbl: 'fence_a', key: '1' }], 'both writes of the transaction are in the changelog for the final drain');
 });
