@@ -15,6 +15,12 @@
 // recovered inside the test's timeout). Median over the bound: the chunk size halves and the pause
 // between chunks doubles; under it they recover (×1.25, ÷2). The copy never runs faster than the
 // source can take with foreground latency inside the bound.
+//
+// The baseline follows the host: after each chunk the probe runs once more with no chunk in
+// flight, and the baseline is the larger of the pre-job median and the median of those idle
+// probes. A host that gets slower for reasons of its own (other tenants, a noisy CI machine)
+// raises both numbers alike, so the copy is not blamed and starved for it (bench/mover saw a
+// pre-job baseline of 0.3 ms, idle probes at 2-3 ms, and copies cancelled at 100-row chunks).
 import type pg from 'pg';
 import { MOVER_SCHEMA } from './capture.js';
 import { copyPipe, copyTextField } from './copy-protocol.js';
@@ -101,11 +107,26 @@ export interface ThrottleOptions {
 export class Throttle {
   state: ThrottleState;
 
+  private readonly preJobMs: number;
+
   constructor(private readonly opts: ThrottleOptions, baselineMs: number, prior?: ThrottleState) {
-    const boundMs = Math.max(baselineMs * opts.latencyFactor, baselineMs + opts.latencyFloorMs);
+    this.preJobMs = baselineMs;
+    const boundMs = this.bound(baselineMs);
     this.state = prior
-      ? { ...prior, baselineMs, boundMs }
+      ? { ...prior, baselineMs, boundMs, idleMs: [] }
       : { baselineMs, boundMs, lastProbeMs: baselineMs, chunkRows: opts.chunkRows, delayMs: 0, throttledChunks: 0 };
+  }
+
+  private bound(baselineMs: number): number {
+    return Math.max(baselineMs * this.opts.latencyFactor, baselineMs + this.opts.latencyFloorMs);
+  }
+
+  /** Feed one probe latency measured between chunks (what the host gives without the copy). */
+  observeIdle(probeMs: number): void {
+    const s = this.state;
+    s.idleMs = [...(s.idleMs ?? []), probeMs].slice(-PROBE_WINDOW);
+    s.baselineMs = Math.max(this.preJobMs, median(s.idleMs));
+    s.boundMs = this.bound(s.baselineMs);
   }
 
   /** Feed one probe latency measured during the last chunk. */

@@ -20,6 +20,8 @@ export interface ThrottleState {
   lastProbeMs: number;
   /** The last few probes (the throttle decides on their median). */
   recentMs?: number[];
+  /** The last few probes between chunks (the baseline follows their median). */
+  idleMs?: number[];
   chunkRows: number;
   delayMs: number;
   throttledChunks: number;

@@ -232,6 +232,8 @@ export class JobRun {
         cp = await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
         const ms = await probing;
         if (Number.isFinite(ms)) throttle.observe(ms);
+        const idle = await probe(srcPool, t, cp.lastKey).catch(() => NaN);
+        if (Number.isFinite(idle)) throttle.observeIdle(idle);
         progress[t.name] = cp;
         const tot = totals();
         await this.persist({ progress: { tables: progress, rowsCopied: tot.rows, bytesCopied: tot.bytes, throttle: throttle.state } });

@@ -34,3 +34,26 @@ test('a resumed job keeps its throttle state but takes the new baseline', () => 
   assert.equal(resumed.state.chunkRows, t.state.chunkRows);
   assert.equal(resumed.state.delayMs, t.state.delayMs);
 });
+
+test('the baseline follows the host: a slower host without the copy is not blamed on the copy', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  // The host slows down for its own reasons: probes are slow between chunks too.
+  for (let i = 0; i < 10; i++) {
+    t.observe(10);
+    t.observeIdle(9);
+  }
+  assert.ok(t.state.baselineMs >= 9, `baseline followed the idle probes (${t.state.baselineMs})`);
+  assert.equal(t.state.delayMs, 0, 'no pauses: the copy is not what makes the host slow');
+  // The copy itself makes the source slow: idle probes stay fast, probes during chunks are not.
+  const u = new Throttle(OPTS, 1, undefined);
+  for (let i = 0; i < 10; i++) {
+    u.observe(10);
+    u.observeIdle(1);
+  }
+  assert.equal(u.state.baselineMs, 1);
+  assert.ok(u.state.delayMs > 0 && u.state.chunkRows < 1000, 'the copy backs off');
+  // The baseline never drops below the level measured before the job.
+  const v = new Throttle(OPTS, 5, undefined);
+  for (let i = 0; i < 5; i++) v.observeIdle(0.5);
+  assert.equal(v.state.baselineMs, 5);
+});
