@@ -8,7 +8,8 @@
 //    restart does not retrain. Every partition's steps (mean + p10/p50/p90/p99, load units/s) go
 //    to pgtide.forecasts under one run id.
 // 2. Plan (modes recommend and auto): the latest run, the routing table, key samples, sizes, the
-//    action history (cooldowns) and running jobs go into the pure planner; the plan is stored, and
+//    action history (cooldowns) and running jobs go into the pure planner; a scale-down step the
+//    previous plan already had keeps the earlier start (commitment.ts); the plan is stored, and
 //    what it declined to do (NaN forecasts, busy partitions, cooldowns…) goes to the log when it changes.
 // 3. Apply (auto): steps whose start time has come and whose dependencies are applied, at most
 //    `max_steps_per_run` per run. Splits and merges on one shard are catalog changes; moves go to
@@ -24,6 +25,7 @@ import {
   type ActionRecord, type PartitionForecast, type Plan, type PlanStep, type RestoreForecastNeeds,
 } from '../planner/index.js';
 import { fetchEventFeed, parseScheduleEvent, PredictorError, type ScheduledEvent, type SeriesInput } from '../predictor/index.js';
+import { keepEarlierStarts } from './commitment.js';
 import { AutopilotError } from './errors.js';
 import { forecastInWorker } from './forecast-runner.js';
 import { readLoadHistory } from './history.js';
@@ -236,7 +238,8 @@ export class Autopilot {
     const history: ActionRecord[] = await this.store.actions(now - Math.max(settings.cooldown_s * 1000, 86_400_000));
     const samples = await this.keySamples();
     const shards = routing.shards.filter((x) => x.state === 'active' || x.state === 'draining');
-    const plan = planResharding({
+    const previous = await this.store.latestPlan();
+    const fresh = planResharding({
       nowMs: now,
       routing,
       shards: shards.map((x) => ({ shardId: x.id, capacity: settings.shard_capacity })),
@@ -252,6 +255,7 @@ export class Autopilot {
       actual: [...actualHist.series.values()].filter((h) => h.values.length && h.values[h.values.length - 1] !== null)
         .map((h) => ({ partitionId: h.partitionId, load: h.values[h.values.length - 1]! })),
     });
+    const plan = keepEarlierStarts(previous?.plan ?? null, fresh, run.horizon * run.stepS * 1000);
     await this.store.savePlan(plan);
     const reasons = [...plan.reasons.map((r) => `${r.code}: ${r.message}`), ...plan.forecastMiss.map((m) => `forecast miss: ${m.message}`)];
     const key = reasons.join('\n');
