@@ -33,9 +33,9 @@ const DAY = 24 * HOUR;
 /** Simulated "today", 00:00 UTC. */
 const DAY0 = Math.floor(Date.now() / DAY) * DAY;
 const SEED_DAYS = 3;
-/** The day's load runs from 07:00 to 21:00 and peaks at 14:00. */
-const DAY_START_H = 7;
-const DAY_HOURS = 14;
+/** The day's load runs from 08:00 to 20:00 and peaks at 14:00. */
+const DAY_START_H = 8;
+const DAY_HOURS = 12;
 const PEAK = DAY0 + (DAY_START_H + DAY_HOURS / 2) * HOUR;
 /** Hot partition at the peak, operations per real second (= per simulated step). */
 const HOT_PEAK_OPS = 28;
@@ -51,12 +51,12 @@ const WARMUP_END = DAY0 + 2 * HOUR;
  * steps are behind the plan made from it by then: the planner sees ~7 hours ahead.
  */
 const HORIZON_STEPS = 32;
-/** Give up (and report) when nothing merged by then: from about 02:00 the next morning is in the horizon. */
+/** Give up (and report) when nothing merged by then: from about 02:30 the next morning is in the horizon. */
 const SIM_DEADLINE = DAY0 + 28 * HOUR;
 
 /**
- * Diurnal shape: a flat night at 0.06 from 21:00 to 07:00, and a day that rises to 1 at 14:00 and
- * falls back (a squared raised cosine over 07:00–21:00): a quiet night long enough for the merge.
+ * Diurnal shape: a flat night at 0.06 from 20:00 to 08:00, and a day that rises to 1 at 14:00 and
+ * falls back (a squared raised cosine over 08:00–20:00): a quiet night long enough for the merge.
  */
 function shape(simMs: number): number {
   const h = (((simMs - DAY0) % DAY) + DAY) % DAY / HOUR;
