@@ -519,6 +519,9 @@ export function planResharding(input: PlannerInput): Plan {
         deps: moveDraft ? [moveDraft] : [],
         trigger: 'scale-down',
         urgent: false,
+        // Metadata only: nothing is copied, so there is no quieter time to wait for (waiting only
+        // gave the next forecast's noise a chance to drop the merge before it came due).
+        startNow: !moveDraft,
         why: `Partitions ${a.id} and ${b.id} stay below the merge limit of ${fmtLoad(t.partitionMinLoad)} for the whole forecast (peaks ${fmtLoad(pa)} and ${fmtLoad(pb)}, p90); merged they peak at ${fmtLoad(combined[cpk]!)} at ${fmtTime(now + cpk * stepMs)}, well below the split limit of ${fmtLoad(t.partitionMaxLoad)}. Metadata only.`,
         predicted: { atMs: now + cpk * stepMs, mean: sumAt(a.mean, b.mean, cpk), p10: sumAt(a.p10, b.p10, cpk), p90: combined[cpk]!, limit: t.partitionMaxLoad },
         group: 'merge',

@@ -45,41 +45,54 @@ describe('pickStart and forecast noise', () => {
   });
 });
 
-describe('planResharding: a merge that needs a move back is not postponed by a noisy flat night', () => {
-  it('the move of the merge starts now, not at a step the noise made quieter', () => {
-    const routing: RoutingTable = {
-      version: 1,
-      shards: [0, 1, 2].map((id) => ({ id, url: '', state: 'active' as const })),
-      keyspaces: [{ id: 1, name: 'k', family: 'int' }],
-      tables: [{ name: 't', kind: 'sharded', keyColumn: 'id', keyType: 'int8', keyspaceId: 1 }],
-      partitions: [
-        { id: 1, keyspaceId: 1, lo: HASH_MIN, hi: -3n * 10n ** 18n, shardId: 0, state: 'active' },
-        { id: 4, keyspaceId: 1, lo: -3n * 10n ** 18n, hi: -(10n ** 17n), shardId: 1, state: 'active' },
-        { id: 2, keyspaceId: 1, lo: -(10n ** 17n), hi: 3n * 10n ** 18n, shardId: 1, state: 'active' },
-        { id: 3, keyspaceId: 1, lo: 3n * 10n ** 18n, hi: HASH_END, shardId: 2, state: 'active' },
-      ],
-    };
-    // Two cold halves (≈ 3 units/s) and two busier partitions whose forecasts wobble by ±10 %.
-    const steps = (base: number, wobble: number, seed: number) => Array.from({ length: 24 }, (_, i) => {
-      const m = base * (1 + wobble * Math.sin(i * 1.3 + seed));
-      return { mean: m, p10: m * 0.8, p50: m, p90: m * 1.2, p99: m * 1.5 };
-    });
-    const plan = planResharding({
-      nowMs: NOW, routing,
-      shards: [0, 1, 2].map((shardId) => ({ shardId, capacity: 1000 })), spareShards: [],
-      forecasts: [
-        { partitionId: 1, startMs: NOW, stepSeconds: 900, steps: steps(3, 0.1, 0), sizeBytes: 2e6, sizeRows: 1000 },
-        { partitionId: 4, startMs: NOW, stepSeconds: 900, steps: steps(3, 0.1, 1), sizeBytes: 1e6, sizeRows: 500 },
-        { partitionId: 2, startMs: NOW, stepSeconds: 900, steps: steps(12, 0.1, 2), sizeBytes: 2e6, sizeRows: 1000 },
-        { partitionId: 3, startMs: NOW, stepSeconds: 900, steps: steps(12, 0.1, 3), sizeBytes: 2e6, sizeRows: 1000 },
-      ],
-      thresholds: { partitionMaxLoad: 100, partitionMinLoad: 10, shardMaxUtilization: 0.8, shardMinUtilization: 0.001, partitionMaxBytes: 1e12, targetP99Ms: 50, baseP99Ms: 5 },
-      mover: { throughputBytesPerSec: 20e6, cutoverSeconds: 5 },
-    });
+/** A night plan: partitions 1 and 4 are cold halves; 4 lives on shard `p4Shard`. */
+function nightPlan(p4Shard: number) {
+  const routing: RoutingTable = {
+    version: 1,
+    shards: [0, 1, 2].map((id) => ({ id, url: '', state: 'active' as const })),
+    keyspaces: [{ id: 1, name: 'k', family: 'int' }],
+    tables: [{ name: 't', kind: 'sharded', keyColumn: 'id', keyType: 'int8', keyspaceId: 1 }],
+    partitions: [
+      { id: 1, keyspaceId: 1, lo: HASH_MIN, hi: -3n * 10n ** 18n, shardId: 0, state: 'active' },
+      { id: 4, keyspaceId: 1, lo: -3n * 10n ** 18n, hi: -(10n ** 17n), shardId: p4Shard, state: 'active' },
+      { id: 2, keyspaceId: 1, lo: -(10n ** 17n), hi: 3n * 10n ** 18n, shardId: 1, state: 'active' },
+      { id: 3, keyspaceId: 1, lo: 3n * 10n ** 18n, hi: HASH_END, shardId: 2, state: 'active' },
+    ],
+  };
+  // Two cold halves (≈ 3 units/s) and two busier partitions whose forecasts wobble by ±10 %.
+  const steps = (base: number, wobble: number, seed: number) => Array.from({ length: 24 }, (_, i) => {
+    const m = base * (1 + wobble * Math.sin(i * 1.3 + seed));
+    return { mean: m, p10: m * 0.8, p50: m, p90: m * 1.2, p99: m * 1.5 };
+  });
+  const plan = planResharding({
+    nowMs: NOW, routing,
+    shards: [0, 1, 2].map((shardId) => ({ shardId, capacity: 1000 })), spareShards: [],
+    forecasts: [
+      { partitionId: 1, startMs: NOW, stepSeconds: 900, steps: steps(3, 0.1, 0), sizeBytes: 2e6, sizeRows: 1000 },
+      { partitionId: 4, startMs: NOW, stepSeconds: 900, steps: steps(3, 0.1, 1), sizeBytes: 1e6, sizeRows: 500 },
+      { partitionId: 2, startMs: NOW, stepSeconds: 900, steps: steps(12, 0.1, 2), sizeBytes: 2e6, sizeRows: 1000 },
+      { partitionId: 3, startMs: NOW, stepSeconds: 900, steps: steps(12, 0.1, 3), sizeBytes: 2e6, sizeRows: 1000 },
+    ],
+    thresholds: { partitionMaxLoad: 100, partitionMinLoad: 10, shardMaxUtilization: 0.8, shardMinUtilization: 0.001, partitionMaxBytes: 1e12, targetP99Ms: 50, baseP99Ms: 5 },
+    mover: { throughputBytesPerSec: 20e6, cutoverSeconds: 5 },
+  });
+  return plan;
+}
+
+describe('planResharding: a merge at night is not postponed by forecast noise', () => {
+  it('the move of a merge starts now, not at a step the noise made quieter', () => {
+    const plan = nightPlan(1);
     const move = plan.steps.find((s) => s.action.kind === 'move');
     const merge = plan.steps.find((s) => s.action.kind === 'merge');
     assert.ok(move && merge, JSON.stringify(plan.steps.map((s) => s.action), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
     assert.equal(move.startAtMs, NOW, `the move back starts now (${move.startReason}), not at ${new Date(move.startAtMs).toISOString()}`);
     assert.deepEqual(merge.dependsOn, [move.n]);
+  });
+
+  it('a merge on one shard (metadata only) starts now', () => {
+    const plan = nightPlan(0);
+    assert.deepEqual(plan.steps.map((s) => s.action.kind), ['merge']);
+    assert.equal(plan.steps[0]!.startAtMs, NOW);
+    assert.equal(plan.steps[0]!.startReason, 'now-no-deadline');
   });
 });
