@@ -3,8 +3,8 @@
 // shard before the peak, and merges it back once the load has fallen; every acknowledged write is
 // present exactly once on its owner throughout (the live-redistribution conservation check).
 //
-// Cluster: 3 shards, accounts + colocated items in 3 partitions (one per shard); partition 1 is
-// hot (diurnal), the other two cold (flat). Load: node-postgres writers through the proxy, paced
+// Cluster: 3 shards, accounts + colocated items in 3 partitions (one per shard); the first is hot
+// (diurnal), the other two cold (flat). Load: node-postgres writers through the proxy, paced
 // to the curve, each operation a write transaction plus a key-routed report of 2,500 rows
 // (diurnal-load.ts): the rows make the load score countable, where the latency term alone swings
 // several-fold from second to second on a shared 2-core machine.
@@ -15,6 +15,9 @@
 // History: the previous SEED_DAYS simulated days are written straight into pgtide.load_history
 // (fair: they are the past), with per-operation counters measured on today's first simulated
 // hours, which really go through the proxy, as does the rest of the day.
+// Not production defaults: forecast_priority = normal (at the default idle priority a saturated
+// machine starves the forecast for simulated hours), mover grace 6 s and cutover budget 1 s.
+// PGTIDE_E2E_DUMP=file writes the catalog's view of the day (history, forecasts, plans, jobs) as JSON.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
