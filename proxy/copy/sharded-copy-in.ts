@@ -14,6 +14,10 @@
 // CopyFail, every shard gets ROLLBACK, and the client its ReadyForQuery when all are back idle.
 // The COMMITs themselves are not atomic across shards (no two-phase commit here): a shard that
 // fails its COMMIT after another committed is logged and reported.
+// Inside the client's transaction block (`inTransaction`) the driver neither begins (a shard not in
+// the transaction yet gets the session's `begin` messages) nor commits nor rolls back: the rows
+// stay in the client's transaction, which its COMMIT or ROLLBACK ends on every shard; a failed COPY
+// leaves it failed ('E').
 import { BackendCode, BackendScanner, commandCompleteTag, parseErrorFields, readyForQueryStatus } from '../protocol/backend-scanner.js';
 import * as bw from '../protocol/backend-writer.js';
 import { FrontendCode, type FrontendMessage } from '../protocol/frontend-reader.js';
@@ -65,6 +69,10 @@ export interface ShardedCopyInOptions {
   /** Settings sync Query for a server (or null when in sync). */
   preamble(server: CopyServer): Buffer | null;
   host: CopyInHost;
+  /** The client is in a transaction block: the COPY joins it (see the header). */
+  inTransaction?: boolean;
+  /** What starts the server's transaction (default BEGIN; nothing for a server already in it). */
+  begin?(server: CopyServer): Buffer[];
 }
 
 type Phase =
@@ -115,7 +123,7 @@ export class ShardedCopyIn {
       const pre = this.opts.preamble(s.server);
       const msgs: Buffer[] = [];
       if (pre) msgs.push(pre);
-      msgs.push(buildQuery('BEGIN'));
+      msgs.push(...(this.opts.begin ? this.opts.begin(s.server) : [buildQuery('BEGIN')]));
       if (s.columnsQuery) {
         msgs.push(buildQuery(`SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass(${literal(this.opts.qualifiedTable)}) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum`));
       }
@@ -284,6 +292,12 @@ export class ShardedCopyIn {
   private maybeCommit(): void {
     const all = [...this.shards.values()];
     if (!all.every((x) => x.phase === 'closed')) return;
+    if (this.opts.inTransaction) {
+      // The client's transaction holds the rows; its COMMIT or ROLLBACK decides.
+      for (const x of all) x.phase = 'done';
+      this.settle();
+      return;
+    }
     // Point of no return: every shard holds its rows in an open transaction; commit them all.
     for (const x of all) {
       x.phase = 'ending';
@@ -292,7 +306,8 @@ export class ShardedCopyIn {
   }
 
   private rollback(s: ShardState): void {
-    if (s.server.txStatus === 'I') {
+    if (s.server.txStatus === 'I' || this.opts.inTransaction) {
+      // (In the client's transaction, its ROLLBACK undoes this shard's part.)
       s.phase = 'done';
       this.settle();
       return;
@@ -356,7 +371,7 @@ export class ShardedCopyIn {
       else for (const s of this.shards.values()) total += s.count;
       host.write(bw.commandComplete(`COPY ${total}`));
     }
-    host.write(bw.readyForQuery('I'));
+    host.write(bw.readyForQuery(this.opts.inTransaction ? (this.error ? 'E' : 'T') : 'I'));
     host.done(this.error !== null);
   }
 

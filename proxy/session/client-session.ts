@@ -1656,8 +1656,18 @@ export class ClientSession implements ServerSink, SessionHandle {
       // Every shard is linked: the COPY driver takes over from the fan-out merge.
       this.fanOut = null;
       links.sort((a, b) => a.shardId - b.shardId);
+      // In a transaction block the COPY joins the client's transaction on every shard (a shard not
+      // in it yet starts it the way the client did); the client's COMMIT or ROLLBACK ends it.
+      const inTx = this.txStatus() !== 'I';
+      if (inTx && this.held.length > 0) {
+        this.txPrefix = this.held;
+        this.held = [];
+      }
+      const prefix = this.txPrefix.length > 0 ? this.txPrefix : [BEGIN];
       const copy = new ShardedCopyIn({
         ...setup, query: msg.bytes, servers: links.map((l) => l.server),
+        inTransaction: inTx,
+        begin: (server) => (server.txStatus !== 'I' ? [] : inTx ? prefix : [BEGIN]),
         preamble: (server) => {
           const link = links.find((l) => l.server === server)!;
           if (this.ctx.poolMode !== 'transaction' && link.server.queries > 0) return null;
@@ -1682,6 +1692,7 @@ export class ClientSession implements ServerSink, SessionHandle {
             this.shardedCopy = null;
             this.inCopyIn = false;
             if (failed) this.ctx.counters.errors++;
+            if (failed && inTx) this.clientFailed = true;
             for (const l of links) l.server.queries++;
             this.busy = false;
             this.releaseIdleLinks();
