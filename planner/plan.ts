@@ -1,32 +1,38 @@
 // The planner: forecasts + routing table + capacities + thresholds → an ordered, scheduled Plan.
 //
 // Algorithm, in the order it runs (each phase records why it did not act):
-// 1. Series. Every partition's forecast is laid on one grid from `now` (the first forecast's step).
-//    The planning load is the p90 per step. A NaN or missing forecast freezes the partition (no
-//    step touches it; its measured load, if any, still counts on its shard). A partition with a
-//    running job is locked and counts on the job's target shard. Reactive fallback: when the load
-//    measured in the last interval exceeds the forecast, the measured value stands in for the next
-//    missHoldSeconds; if that crosses a limit the forecast did not, the miss is recorded and the
-//    steps it causes start now.
-// 2. Splits (decider + finder): determine_sharding_strategy on the p90 peak; the piece count from
-//    the p90 peak, the cut points from load-weighted key samples. Size and throughput limits split
-//    too. Pieces stay on their shard: a split is metadata only.
-// 3. Merges: adjacent partitions both below the minimum for the whole horizon, whose sum stays
-//    below (1 − hysteresis) × maximum, and whose boundary was not created within the cooldown.
-//    Different owners → move the smaller one first if the other shard has room.
-// 4. Placement: a shard whose p90 sum exceeds capacity × utilization cap at any step within
+// 1. Series. Every partition's forecast is laid on one grid from `now` (the first forecast's step):
+//    its p90 (upper) and its centre (median, or mean where higher). The planning load is two-sided
+//    (load.ts): the centre is held to a limit, the p90 to that limit × hard/cap, where hard is
+//    upperFill of the utilization that meets the target p99; without an interval (centre = p90)
+//    this is the p90 itself, and upperFill 0 makes it the p90 always. A NaN or missing forecast
+//    freezes the partition (no step touches it; its measured load, if any, still counts on its
+//    shard). A partition with a running job is locked and counts on the job's target shard.
+//    Reactive fallback: when the load measured in the last interval exceeds the forecast, the
+//    measured value stands in for the next missHoldSeconds; if that crosses a limit the forecast
+//    did not, the miss is recorded and the steps it causes start now.
+// 2. Splits (decider + finder): determine_sharding_strategy on the peak of the partition's
+//    planning load; the piece count from the same peak, the cut points from load-weighted key
+//    samples. Size and throughput limits split too. Pieces stay on their shard: a split is
+//    metadata only.
+// 3. Merges: adjacent partitions both expected below the minimum for the whole horizon, whose p90
+//    sum stays below (1 − hysteresis) × maximum, and whose boundary was not created within the
+//    cooldown. Different owners → move the smaller one first if the other shard has room.
+// 4. Placement: a shard whose planning load exceeds capacity × utilization cap at any step within
 //    placementLookaheadSeconds (long enough to finish moves in a quiet hour, short enough not to
-//    pay for the afternoon peak from the early morning) sheds
-//    partitions; the cheapest (fewest bytes) move that fixes it wins, to the target with the
-//    lowest resulting peak (which balances load). No target → a spare shard. No spare → a
-//    `needs-capacity` step and no moves at all (nothing half-done) — unless the overload fits
-//    when shards may fill up to shortageFill of the latency-derived utilization: then that plan
-//    runs and the step asks for capacity anyway. Within the cooldown after a drain, spares are
-//    first held back the same way (adding one back would undo the drain); one is added only if
-//    even the stretched cap does not hold the overload.
-// 5. Scale-down: with nothing to fix, the shard with the fewest bytes among those below the
-//    minimum utilization for drainLowSeconds is drained if the others hold its partitions below
-//    (1 − hysteresis) × cap for that long. One drain at a time; never a shard added within the cooldown.
+//    pay for the afternoon peak from the early morning) sheds partitions; the cheapest (fewest
+//    bytes) move that fixes it wins, to the target with the lowest resulting peak (which balances
+//    load). A target must keep the partition for the whole horizon below (1 − hysteresis) × cap
+//    (else it sheds it, or another, a few plans later: two moves for one). No target → a spare
+//    shard. No spare → a `needs-capacity` step and no moves at all (nothing half-done) — unless
+//    the overload fits when shards may fill up to shortageFill of the latency-derived utilization
+//    (targets then fill to that cap): then that plan runs and the step asks for capacity anyway.
+//    Within the cooldown after a drain, spares are first held back the same way (adding one back
+//    would undo the drain); one is added only if even the stretched cap does not hold the overload.
+// 5. Scale-down: with nothing to fix, the shard with the fewest bytes among those whose p90 stays
+//    below the minimum utilization for drainLowSeconds is drained if the others hold its partitions
+//    below (1 − hysteresis) × cap for that long. One drain at a time; never a shard added within
+//    the cooldown.
 // 6. Scheduling (schedule.ts) and stable numbering in start order.
 import type { Partition } from '../config/types.js';
 import { HASH_END, HASH_MIN } from '../config/types.js';
@@ -42,6 +48,7 @@ import {
   validateThresholds,
 } from './decider.js';
 import { InvalidParameterError } from './errors.js';
+import { aloneLoad, ShardLoad } from './load.js';
 import { findSplitPoints, midpointSplit, normalizeSamples, type SplitResult, type WeightedHash } from './finder.js';
 import { fmtBytes, fmtDuration, fmtHash, fmtLoad, fmtPct, fmtTime } from './format.js';
 import { pickStart, type Grid } from './schedule.js';
@@ -74,6 +81,9 @@ interface Work {
   upper: Float64Array;
   mean: Float64Array;
   p10: Float64Array;
+  p50: Float64Array;
+  /** Expected peak per step: the median, or the mean where higher (load is skewed right); ≤ upper. */
+  center: Float64Array;
   /** Step index where the measured load replaced the forecast (reactive), or -1. */
   missUntil: number;
   samples: WeightedHash[];
@@ -92,7 +102,9 @@ interface ShardState {
   added: boolean;
   /** Holds a frozen partition: its load is uncertain, so it takes nothing new and is not drained. */
   uncertain: boolean;
+  /** Planning load per step (load.ts): the same array as load.series. */
   series: Float64Array;
+  load: ShardLoad;
 }
 
 interface Draft {
@@ -137,11 +149,6 @@ function addInto(target: Float64Array, src: Float64Array, sign = 1): void {
   for (let i = 0; i < target.length; i++) target[i] = target[i]! + sign * src[i]!;
 }
 
-function fitsUnder(base: Float64Array, extra: Float64Array, limit: number, upTo = base.length): boolean {
-  for (let i = 0; i < upTo; i++) if (base[i]! + extra[i]! > limit + 1e-9) return false;
-  return true;
-}
-
 function scaled(a: Float64Array, f: number): Float64Array {
   const out = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i]! * f;
@@ -177,6 +184,15 @@ export function planResharding(input: PlannerInput): Plan {
   const reasons: PlanReason[] = [];
   const misses: ForecastMiss[] = [];
   const uCap = shardUtilizationCap(t);
+  /** The limit for a shard's p90 (load.ts): the utilization that meets the target p99, times upperFill. */
+  const uHard = utilizationForLatency(t.baseP99Ms, t.targetP99Ms) * knobs.upperFill;
+  /** cap / hard limit; when the cap in use is already as high (stretched placement), the p90 is held to it. */
+  const upperScaleFor = (capFraction: number) => capFraction / Math.max(capFraction, uHard);
+  const newShardLoad = (capFraction: number) => {
+    const l = new ShardLoad(steps);
+    l.upperScale = upperScaleFor(capFraction);
+    return l;
+  };
 
   // ---- 1. grid and series ------------------------------------------------------------------
   const forecastById = new Map(input.forecasts.map((f) => [f.partitionId, f]));
@@ -201,12 +217,18 @@ export function planResharding(input: PlannerInput): Plan {
     if (s.state !== 'active' && s.state !== 'draining') continue;
     const capacity = capacityById.get(s.id);
     if (capacity === undefined || !(capacity > 0)) throw new InvalidParameterError(`shard ${s.id} has no positive capacity in the planner input`);
-    shards.set(s.id, { id: s.id, capacity, cap: capacity * uCap, draining: s.state === 'draining', added: false, uncertain: false, series: new Float64Array(steps) });
+    const load = newShardLoad(uCap);
+    shards.set(s.id, { id: s.id, capacity, cap: capacity * uCap, draining: s.state === 'draining', added: false, uncertain: false, series: load.series, load });
   }
   const spares = input.spareShards.filter((s) => !shards.has(s.shardId) && s.capacity > 0).slice();
 
   const works: Work[] = [];
-  for (const p of input.routing.partitions) works.push(buildWork(p));
+  for (const p of input.routing.partitions) works.push(withCenter(buildWork(p)));
+
+  function withCenter(w: Work): Work {
+    for (let i = 0; i < steps; i++) w.center[i] = Math.min(w.upper[i]!, Math.max(0, w.p50[i]!, w.mean[i]!));
+    return w;
+  }
 
   function buildWork(p: Partition): Work {
     const f = forecastById.get(p.id);
@@ -224,6 +246,8 @@ export function planResharding(input: PlannerInput): Plan {
       upper: new Float64Array(steps),
       mean: new Float64Array(steps),
       p10: new Float64Array(steps),
+      p50: new Float64Array(steps),
+      center: new Float64Array(steps),
       missUntil: -1,
       samples: normalizeSamples(p.lo, p.hi, samplesById.get(p.id) ?? []),
       frozen: false,
@@ -239,6 +263,7 @@ export function planResharding(input: PlannerInput): Plan {
       w.upper.fill(v);
       w.mean.fill(v);
       w.p10.fill(v);
+      w.p50.fill(v);
     };
     if (!f || !(f.stepSeconds > 0) || f.steps.length === 0) {
       w.frozen = true;
@@ -259,6 +284,8 @@ export function planResharding(input: PlannerInput): Plan {
       w.upper[i] = s.p90;
       w.mean[i] = s.mean;
       w.p10[i] = s.p10;
+      // A provider without a median centres on its mean.
+      w.p50[i] = Number.isFinite(s.p50) ? s.p50 : s.mean;
     }
     if (bad || !Number.isFinite(f.sizeBytes)) {
       w.frozen = true;
@@ -272,6 +299,7 @@ export function planResharding(input: PlannerInput): Plan {
       for (let i = 0; i < w.missUntil; i++) {
         w.upper[i] = Math.max(w.upper[i]!, actual);
         w.mean[i] = Math.max(w.mean[i]!, actual);
+        w.p50[i] = Math.max(w.p50[i]!, actual);
       }
       if (actual > t.partitionMaxLoad && (f.steps[0] ? forecastAtNow(f) : 0) <= t.partitionMaxLoad) {
         misses.push({
@@ -347,15 +375,20 @@ export function planResharding(input: PlannerInput): Plan {
       afterSplit.push(w);
       continue;
     }
-    const pk = peakIndex(w.upper);
-    const peak = w.upper[pk]!;
+    // The same two-sided load as a shard's (load.ts): the expected peak against the limit, the p90
+    // against limit × hard/cap. Splitting on an uncertain p90 alone makes pieces whose own forecasts
+    // are less certain still (a narrow range's noise does not average out), which split again, and
+    // every extra partition is one more move for each server added or drained.
+    const splitLoad = aloneLoad(w, upperScaleFor(uCap));
+    const pk = peakIndex(splitLoad);
+    const peak = splitLoad[pk]!;
     const strategy = determine_sharding_strategy(peak, t.partitionMaxLoad, t.partitionMinLoad);
     const tooBig = w.bytes > t.partitionMaxBytes;
     const tp = forecastById.get(w.id)?.throughputP90;
     const tooBusy = t.partitionMaxThroughput !== undefined && tp !== undefined && tp > t.partitionMaxThroughput;
     if (strategy !== 'split' && !tooBig && !tooBusy) {
       if (peak > t.partitionMaxLoad * (1 - knobs.hysteresis)) {
-        reasons.push({ code: 'hysteresis', partitionId: w.id, message: `partition ${w.id} peaks at ${fmtLoad(peak)} (p90), within ${fmtPct(knobs.hysteresis)} of its split limit ${fmtLoad(t.partitionMaxLoad)}: watching, not splitting` });
+        reasons.push({ code: 'hysteresis', partitionId: w.id, message: `partition ${w.id} peaks at ${fmtLoad(peak)} (p90 ${fmtLoad(maxOf(w.upper))}), within ${fmtPct(knobs.hysteresis)} of its split limit ${fmtLoad(t.partitionMaxLoad)}: watching, not splitting` });
       }
       afterSplit.push(w);
       continue;
@@ -364,7 +397,7 @@ export function planResharding(input: PlannerInput): Plan {
     let result: SplitResult | null;
     let trigger: PlanStep['trigger'] = 'forecast';
     let cause: string;
-    const crossing = strategy === 'split' ? firstAbove(w.upper, t.partitionMaxLoad) : -1;
+    const crossing = strategy === 'split' ? firstAbove(splitLoad, t.partitionMaxLoad) : -1;
     if (strategy === 'split') {
       k = splitCount(peak, t.partitionMaxLoad, knobs.splitFill);
       result = findSplitPoints(w.lo, w.hi, w.samples, k);
@@ -413,6 +446,8 @@ export function planResharding(input: PlannerInput): Plan {
         upper: scaled(w.upper, share),
         mean: scaled(w.mean, share),
         p10: scaled(w.p10, share),
+        p50: scaled(w.p50, share),
+        center: scaled(w.center, share),
         samples: w.samples.filter((s) => s.hash >= bounds[j]! && s.hash < bounds[j + 1]!),
         provisional: j > 0,
         origin: `piece ${j + 1} of ${bounds.length - 1} of partition ${w.id}`,
@@ -443,8 +478,8 @@ export function planResharding(input: PlannerInput): Plan {
     }
     for (const p of pieces) splitDraftOf.set(p, prev!);
     for (const p of pieces) {
-      if (maxOf(p.upper) > t.partitionMaxLoad && p.samples.length <= 1 && result.fromSamples) {
-        reasons.push({ code: 'no-split-point', partitionId: w.id, message: `one key of partition ${w.id} alone is forecast at ${fmtLoad(maxOf(p.upper))}, above the limit of ${fmtLoad(t.partitionMaxLoad)}: a split cannot divide one key` });
+      if (maxOf(aloneLoad(p, upperScaleFor(uCap))) > t.partitionMaxLoad && p.samples.length <= 1 && result.fromSamples) {
+        reasons.push({ code: 'no-split-point', partitionId: w.id, message: `one key of partition ${w.id} alone is forecast at ${fmtLoad(maxOf(p.upper))} (p90), above the limit of ${fmtLoad(t.partitionMaxLoad)}: a split cannot divide one key` });
       }
       afterSplit.push(p);
     }
@@ -452,8 +487,8 @@ export function planResharding(input: PlannerInput): Plan {
 
   // ---- 3. merges -------------------------------------------------------------------------------
   const shardSeries = () => {
-    for (const s of shards.values()) s.series.fill(0);
-    for (const w of current) addInto(shards.get(w.shard)!.series, w.upper);
+    for (const s of shards.values()) s.load.clear();
+    for (const w of current) shards.get(w.shard)!.load.add(w);
   };
   let current: Work[] = afterSplit;
   shardSeries();
@@ -466,8 +501,10 @@ export function planResharding(input: PlannerInput): Plan {
       const b = sorted[i + 1]!;
       if (a.keyspaceId !== b.keyspaceId || a.hi !== b.lo || merged.has(a) || merged.has(b)) continue;
       if (splitDraftOf.has(a) || splitDraftOf.has(b)) continue;
-      const pa = maxOf(a.upper);
-      const pb = maxOf(b.upper);
+      // Cold by the expected peak: a p90 inflated by an uncertain forecast would keep two cold
+      // partitions apart forever (the merged partition's p90 is still held below the split limit).
+      const pa = maxOf(a.center);
+      const pb = maxOf(b.center);
       if (determine_sharding_strategy(pa, t.partitionMaxLoad, t.partitionMinLoad) !== 'merge' || determine_sharding_strategy(pb, t.partitionMaxLoad, t.partitionMinLoad) !== 'merge') continue;
       if (a.frozen || b.frozen || a.locked || b.locked) continue; // reasons already recorded
       const combined = new Float64Array(steps);
@@ -492,7 +529,7 @@ export function planResharding(input: PlannerInput): Plan {
           reasons.push({ code: 'cooldown', partitionId: small.id, message: `partitions ${a.id} and ${b.id} could merge, but partition ${small.id} was moved at ${fmtTime(moved.atMs)}; not moving it again within the cooldown` });
           continue;
         }
-        if (target.draining || target.uncertain || !fitsUnder(target.series, small.upper, target.cap * (1 - knobs.hysteresis))) {
+        if (target.draining || target.uncertain || !target.load.fits(small, target.cap * (1 - knobs.hysteresis))) {
           reasons.push({ code: 'no-target', partitionId: small.id, message: `partitions ${a.id} and ${b.id} could merge, but shard ${big.shard} has no room for partition ${small.id}` });
           continue;
         }
@@ -507,8 +544,8 @@ export function planResharding(input: PlannerInput): Plan {
           why: `Brings partition ${small.id} (${fmtBytes(small.bytes)}, the smaller of the two) to shard ${big.shard} so it can merge with partition ${big.id}.`,
           group: 'merge',
         });
-        addInto(shards.get(small.shard)!.series, small.upper, -1);
-        addInto(target.series, small.upper);
+        shards.get(small.shard)!.load.add(small, -1);
+        target.load.add(small);
         small.shard = big.shard;
       }
       newDraft({
@@ -522,17 +559,28 @@ export function planResharding(input: PlannerInput): Plan {
         // Metadata only: nothing is copied, so there is no quieter time to wait for (waiting only
         // gave the next forecast's noise a chance to drop the merge before it came due).
         startNow: !moveDraft,
-        why: `Partitions ${a.id} and ${b.id} stay below the merge limit of ${fmtLoad(t.partitionMinLoad)} for the whole forecast (peaks ${fmtLoad(pa)} and ${fmtLoad(pb)}, p90); merged they peak at ${fmtLoad(combined[cpk]!)} at ${fmtTime(now + cpk * stepMs)}, well below the split limit of ${fmtLoad(t.partitionMaxLoad)}. Metadata only.`,
+        why: `Partitions ${a.id} and ${b.id} stay below the merge limit of ${fmtLoad(t.partitionMinLoad)} for the whole forecast (expected peaks ${fmtLoad(pa)} and ${fmtLoad(pb)}); merged they peak at ${fmtLoad(combined[cpk]!)} (p90) at ${fmtTime(now + cpk * stepMs)}, well below the split limit of ${fmtLoad(t.partitionMaxLoad)}. Metadata only.`,
         predicted: { atMs: now + cpk * stepMs, mean: sumAt(a.mean, b.mean, cpk), p10: sumAt(a.p10, b.p10, cpk), p90: combined[cpk]!, limit: t.partitionMaxLoad },
         group: 'merge',
       });
       merged.add(a);
       merged.add(b);
-      const m: Work = { ...a, hi: b.hi, bytes: a.bytes + b.bytes, rows: a.rows + b.rows, upper: combined, mean: new Float64Array(steps), p10: new Float64Array(steps), samples: [...a.samples, ...b.samples] };
-      addInto(m.mean, a.mean);
-      addInto(m.mean, b.mean);
-      addInto(m.p10, a.p10);
-      addInto(m.p10, b.p10);
+      const m: Work = {
+        ...a,
+        hi: b.hi,
+        bytes: a.bytes + b.bytes,
+        rows: a.rows + b.rows,
+        upper: combined,
+        mean: new Float64Array(steps),
+        p10: new Float64Array(steps),
+        p50: new Float64Array(steps),
+        center: new Float64Array(steps),
+        samples: [...a.samples, ...b.samples],
+      };
+      for (const k of ['mean', 'p10', 'p50', 'center'] as const) {
+        addInto(m[k], a[k]);
+        addInto(m[k], b[k]);
+      }
       replacement.set(a, m);
       replacement.set(b, m);
     }
@@ -569,8 +617,8 @@ export function planResharding(input: PlannerInput): Plan {
       let bestPeak = Infinity;
       for (const o of shards.values()) {
         if (o.id === s.id || o.draining || o.uncertain || movedAwayFrom(w).has(o.id)) continue;
-        if (!fitsUnder(o.series, w.upper, o.cap, look)) continue;
-        const pk = maxOf(addSeries(o.series, w.upper)) / o.capacity;
+        if (!o.load.fits(w, o.cap, look)) continue;
+        const pk = o.load.peakWith(w) / o.capacity;
         if (pk < bestPeak) {
           bestPeak = pk;
           best = o;
@@ -592,8 +640,8 @@ export function planResharding(input: PlannerInput): Plan {
         why: `Continues draining shard ${s.id}: partition ${w.id} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper))}, p90) goes to shard ${best.id}, which then peaks at ${fmtPct(bestPeak)} of capacity.`,
         group: 'drain',
       });
-      addInto(s.series, w.upper, -1);
-      addInto(best.series, w.upper);
+      s.load.add(w, -1);
+      best.load.add(w);
       w.shard = best.id;
       movedThisPlan.add(w);
     }
@@ -604,6 +652,8 @@ export function planResharding(input: PlannerInput): Plan {
   const lastDrainAt = history.filter((h) => h.kind === 'drain-shard' && h.atMs <= now).reduce((a, h) => Math.max(a, h.atMs), -Infinity);
   let blockSpares = now - lastDrainAt < knobs.cooldownSeconds * 1000 && knobs.shortageFill > 0 && spares.length > 0;
   let stretched = false;
+  /** True while placement runs with stretched caps (short of servers, or holding spares back after a drain). */
+  let stretching = false;
   const uStretch = utilizationForLatency(t.baseP99Ms, t.targetP99Ms) * knobs.shortageFill;
   const snap = blockSpares ? snapshotPlacement() : undefined;
   placeWithStretch();
@@ -618,7 +668,7 @@ export function planResharding(input: PlannerInput): Plan {
   function snapshotPlacement() {
     return {
       shardIds: new Set(shards.keys()),
-      series: new Map([...shards.values()].map((x) => [x.id, { series: x.series.slice(), cap: x.cap }])),
+      series: new Map([...shards.values()].map((x) => [x.id, { load: x.load.clone(), cap: x.cap }])),
       owner: new Map(current.map((w) => [w, w.shard])),
       moved: new Set(movedThisPlan),
       placeLen: placeDrafts.length,
@@ -634,7 +684,7 @@ export function planResharding(input: PlannerInput): Plan {
     for (const id of [...shards.keys()]) if (!x.shardIds.has(id)) shards.delete(id);
     for (const [id, v] of x.series) {
       const st = shards.get(id)!;
-      st.series.set(v.series);
+      st.load.copyFrom(v.load);
       st.cap = v.cap;
     }
     for (const [w, sh] of x.owner) w.shard = sh;
@@ -658,10 +708,15 @@ export function planResharding(input: PlannerInput): Plan {
   // shortageFill of the utilization that still meets the target p99; the operator is still asked.
   if (shortage > 0 && uStretch > uCap) {
     const asked = shortageText;
-    for (const s of shards.values()) s.cap = s.capacity * uStretch;
+    for (const s of shards.values()) {
+      s.cap = s.capacity * uStretch;
+      s.load.setUpperScale(upperScaleFor(uStretch));
+    }
     shortage = 0;
     shortageText = '';
+    stretching = true;
     placeOverloaded();
+    stretching = false;
     if (shortage === 0) {
       stretched = true;
       if (!blockSpares) newDraft({
@@ -677,7 +732,10 @@ export function planResharding(input: PlannerInput): Plan {
       });
       if (!blockSpares) reasons.push({ code: 'spare-pool-empty', message: `the spare pool is too small for a ${fmtPct(uCap)} utilization cap (${asked}); placed up to ${fmtPct(uStretch)} and asked for more servers` });
     } else {
-      for (const s of shards.values()) s.cap = s.capacity * uCap;
+      for (const s of shards.values()) {
+        s.cap = s.capacity * uCap;
+        s.load.setUpperScale(upperScaleFor(uCap));
+      }
       shortageText = asked + (shortageText ? `; even at ${fmtPct(uStretch)}: ${shortageText}` : '');
     }
   }
@@ -700,16 +758,17 @@ export function planResharding(input: PlannerInput): Plan {
         continue;
       }
       // A spare only helps if something on this shard would fit on an empty one.
-      const spareCap = spares.reduce((a, x) => Math.max(a, x.capacity * uCap), 0);
-      const largestCap = Math.max(spareCap, ...[...shards.values()].map((x) => x.cap));
+      const spareRoom = spares.reduce((a, x) => Math.max(a, x.capacity * uCap * (1 - knobs.hysteresis)), 0);
+      const largestRoom = Math.max(spareRoom, ...[...shards.values()].map(targetRoom));
       const movable = movableFrom(s);
-      if (!movable.some((w) => maxOf(w.upper, look) <= largestCap)) {
+      if (!movable.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap))) <= largestRoom)) {
         reasons.push({ code: 'no-target', shardId: s.id, message: `shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}, but what remains on it cannot be moved or split further (one range carries more than a whole server)` });
         break;
       }
       const spare = blockSpares ? undefined : spares.shift();
       if (spare) {
-        const ns: ShardState = { id: spare.shardId, capacity: spare.capacity, cap: spare.capacity * uCap, draining: false, added: true, uncertain: false, series: new Float64Array(steps) };
+        const load = newShardLoad(uCap);
+        const ns: ShardState = { id: spare.shardId, capacity: spare.capacity, cap: spare.capacity * uCap, draining: false, added: true, uncertain: false, series: load.series, load };
         shards.set(ns.id, ns);
         const d = newDraft({
           action: { kind: 'add-shard', spare: ns.id },
@@ -751,21 +810,32 @@ export function planResharding(input: PlannerInput): Plan {
     });
   }
 
+  /**
+   * How far placement fills a target, at every step of the horizon (not only the lookahead): a
+   * target with room for the next hours only sheds the partition, or another, when its own peak
+   * comes into the lookahead (two moves for one), and one filled to its cap sheds at the first
+   * revision of the forecast that lifts it. So targets are filled to (1 − hysteresis) × cap; the
+   * shards they relieve shed only above the cap itself.
+   */
+  function targetRoom(target: ShardState): number {
+    // Stretched placement has given up headroom already: targets fill to the stretched cap.
+    return stretching ? target.cap : target.cap * (1 - knobs.hysteresis);
+  }
+
   function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
     let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
     const worst = peakIndex(s.series.subarray(0, look));
     for (const w of movableFrom(s)) {
-      const after = s.series.slice();
-      addInto(after, w.upper, -1);
+      const after = s.load.seriesWith(w, -1);
       const fixes = firstAbove(after.subarray(0, look), s.cap) < 0;
       for (const target of shards.values()) {
         if (target.id === s.id || target.draining || target.uncertain) continue;
         if (movedAwayFrom(w).has(target.id)) continue; // moving back within the cooldown is thrash
-        if (!fitsUnder(target.series, w.upper, target.cap, look)) continue;
-        let peakAfter = 0;
-        for (let i = 0; i < look; i++) peakAfter = Math.max(peakAfter, (target.series[i]! + w.upper[i]!) / target.cap);
+        // The target must keep the partition for the whole horizon, with room to spare (see targetRoom).
+        if (!target.load.fits(w, targetRoom(target))) continue;
+        const peakAfter = target.load.peakWith(w, look) / target.cap;
         // Fixing moves: fewest bytes, then the emptiest target. Partial moves: most relief per byte.
-        const score = fixes ? w.bytes + peakAfter * 1e-6 : -(w.upper[worst]! / (w.bytes + 1));
+        const score = fixes ? w.bytes + peakAfter * 1e-6 : -((s.series[worst]! - after[worst]!) / (w.bytes + 1));
         if (!best || (fixes && !best.fixes) || (fixes === best.fixes && (score < best.score || (score === best.score && peakAfter < best.peakAfter)))) {
           best = { w, target, fixes, score, peakAfter };
         }
@@ -793,13 +863,13 @@ export function planResharding(input: PlannerInput): Plan {
       why:
         `Shard ${from.id} is forecast to reach ${fmtLoad(before[pk]!)} (p90) at ${fmtTime(now + pk * stepMs)}, above its cap of ${fmtLoad(from.cap)} (${fmtPct(uCap)} of capacity ${fmtLoad(from.capacity)})` +
         (crossing > 0 ? `, crossing it at ${fmtTime(now + crossing * stepMs)}` : ', and is over it now') +
-        `. Move ${w.origin ?? `partition ${w.id}`} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper))}) to shard ${to.id}, the cheapest move that relieves it; shard ${to.id} then peaks at ${fmtPct(maxOf(addSeries(to.series, w.upper)) / to.capacity)} of capacity.`,
+        `. Move ${w.origin ?? `partition ${w.id}`} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper))}) to shard ${to.id}, the cheapest move that relieves it; shard ${to.id} then peaks at ${fmtPct(to.load.peakWith(w) / to.capacity)} of capacity.`,
       predicted: { atMs: now + pk * stepMs, mean: 0, p10: 0, p90: before[pk]!, limit: from.cap },
       group: 'place',
     });
     placeDrafts.push(d);
-    addInto(from.series, w.upper, -1);
-    addInto(to.series, w.upper);
+    from.load.add(w, -1);
+    to.load.add(w);
     w.shard = to.id;
     movedThisPlan.add(w);
   }
@@ -842,12 +912,13 @@ export function planResharding(input: PlannerInput): Plan {
   for (const d of drafts) if (d.action.kind === 'move') placing.add(d.action.fromShard).add(d.action.toShard);
   for (const id of addDraftFor.keys()) placing.add(id);
   if (shortage === 0 && !stretched && !anyDraining && addCooling) {
-    const low = [...shards.values()].filter((s) => !s.draining && maxOf(s.series, Math.max(1, Math.ceil((knobs.drainLowSeconds * 1000) / stepMs))) < s.capacity * t.shardMinUtilization);
+    const low = [...shards.values()].filter((s) => !s.draining && maxOf(s.load.upperSum, drainSteps) < s.capacity * t.shardMinUtilization);
     if (low.length) reasons.push({ code: 'cooldown', shardId: low[0]!.id, message: `shard ${low[0]!.id} is below ${fmtPct(t.shardMinUtilization)} of capacity, but a server was added at ${fmtTime(lastAdd)}; no drain within the ${fmtDuration(knobs.cooldownSeconds)} cooldown` });
   }
   if (shortage === 0 && !stretched && !anyDraining && !addCooling && addDraftFor.size === 0) {
     const active = [...shards.values()].filter((s) => !s.draining);
-    const lowShards = active.filter((s) => maxOf(s.series, drainSteps) < s.capacity * t.shardMinUtilization);
+    // Low by the p90, not by the planning load: a drain the forecast's upside undoes is an add-back (thrash).
+    const lowShards = active.filter((s) => maxOf(s.load.upperSum, drainSteps) < s.capacity * t.shardMinUtilization);
     if (lowShards.length && active.length <= knobs.minShards) {
       reasons.push({ code: 'min-shards', message: `shard load is low, but the cluster is at its minimum of ${knobs.minShards} shard${knobs.minShards > 1 ? 's' : ''}` });
     } else if (lowShards.length) {
@@ -872,24 +943,23 @@ export function planResharding(input: PlannerInput): Plan {
   function planDrain(s: ShardState): boolean {
     const parts = current.filter((w) => w.shard === s.id).sort((a, b) => maxOf(b.upper, drainSteps) - maxOf(a.upper, drainSteps));
     const others = [...shards.values()].filter((x) => x.id !== s.id && !x.draining && !x.uncertain && !placing.has(x.id));
-    const trial = new Map(others.map((x) => [x.id, x.series.slice()]));
+    const trial = new Map(others.map((x) => [x.id, x.load.clone()]));
     const assignment: { w: Work; to: ShardState }[] = [];
     for (const w of parts) {
       let best: ShardState | undefined;
       let bestPeak = Infinity;
       for (const o of others) {
         if (movedAwayFrom(w).has(o.id)) continue;
-        const series = trial.get(o.id)!;
-        if (!fitsUnder(series, w.upper, o.cap * (1 - knobs.hysteresis), drainSteps)) continue;
-        let pk = 0;
-        for (let i = 0; i < drainSteps; i++) pk = Math.max(pk, (series[i]! + w.upper[i]!) / o.capacity);
+        const load = trial.get(o.id)!;
+        if (!load.fits(w, o.cap * (1 - knobs.hysteresis), drainSteps)) continue;
+        const pk = load.peakWith(w, drainSteps) / o.capacity;
         if (pk < bestPeak) {
           bestPeak = pk;
           best = o;
         }
       }
       if (!best) return false;
-      addInto(trial.get(best.id)!, w.upper);
+      trial.get(best.id)!.add(w);
       assignment.push({ w, to: best });
     }
     const totalBytes = parts.reduce((a, w) => a + w.bytes, 0);
@@ -901,8 +971,8 @@ export function planResharding(input: PlannerInput): Plan {
       deps: [],
       trigger: 'scale-down',
       urgent: false,
-      why: `Shard ${s.id} is forecast to stay below ${fmtPct(t.shardMinUtilization)} of its capacity for the next ${fmtDuration(knobs.drainLowSeconds)} (peak ${fmtLoad(maxOf(s.series, drainSteps))} of ${fmtLoad(s.capacity)}, p90), and the other shards can hold its ${parts.length} partition${parts.length === 1 ? '' : 's'} below ${fmtPct(uCap * (1 - knobs.hysteresis))} of capacity: drain it and release the server.`,
-      predicted: { atMs: now + peakIndex(s.series.subarray(0, drainSteps)) * stepMs, mean: 0, p10: 0, p90: maxOf(s.series, drainSteps), limit: s.capacity * t.shardMinUtilization },
+      why: `Shard ${s.id} is forecast to stay below ${fmtPct(t.shardMinUtilization)} of its capacity for the next ${fmtDuration(knobs.drainLowSeconds)} (peak ${fmtLoad(maxOf(s.load.upperSum, drainSteps))} of ${fmtLoad(s.capacity)}, p90), and the other shards can hold its ${parts.length} partition${parts.length === 1 ? '' : 's'} below ${fmtPct(uCap * (1 - knobs.hysteresis))} of capacity: drain it and release the server.`,
+      predicted: { atMs: now + peakIndex(s.load.upperSum.subarray(0, drainSteps)) * stepMs, mean: 0, p10: 0, p90: maxOf(s.load.upperSum, drainSteps), limit: s.capacity * t.shardMinUtilization },
       group: 'drain',
     });
     for (const { w, to } of assignment) {
@@ -919,8 +989,8 @@ export function planResharding(input: PlannerInput): Plan {
         why: `Empties shard ${s.id} (being drained): partition ${w.id} (${fmtBytes(w.bytes)}, peak ${fmtLoad(maxOf(w.upper, drainSteps))} over the next ${fmtDuration(knobs.drainLowSeconds)}) goes to shard ${to.id}.`,
         group: 'drain',
       });
-      addInto(s.series, w.upper, -1);
-      addInto(to.series, w.upper);
+      s.load.add(w, -1);
+      to.load.add(w);
       w.shard = to.id;
     }
     return true;
@@ -1041,12 +1111,6 @@ export function planResharding(input: PlannerInput): Plan {
 
 function sumAt(a: Float64Array, b: Float64Array, i: number): number {
   return a[i]! + b[i]!;
-}
-
-function addSeries(a: Float64Array, b: Float64Array): Float64Array {
-  const out = a.slice();
-  addInto(out, b);
-  return out;
 }
 
 function sharesFromSamples(lo: bigint, hi: bigint, samples: WeightedHash[], points: bigint[]): number[] {

@@ -445,7 +445,7 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
         if (step.dependsOn.some((d) => !ok.has(d))) continue;
         if (execute(step, nowMs, tick)) {
           ok.add(step.n);
-          log?.(`${new Date(nowMs).toISOString()} ${step.action.kind} ${JSON.stringify(step.action, (_k, v) => (typeof v === 'bigint' ? String(v) : v))} [${step.trigger}/${step.startReason}] shards=${shards.size}`);
+          log?.(`${new Date(nowMs).toISOString()} ${step.action.kind} ${JSON.stringify(step.action, (_k, v) => (typeof v === 'bigint' ? String(v) : v))} [${step.trigger}/${step.startReason}] shards=${shards.size}${step.predicted ? ` predicted=${step.predicted.p90.toFixed(0)}/${step.predicted.limit.toFixed(0)} at ${new Date(step.predicted.atMs).toISOString().slice(11, 16)}` : ''}${step.deadlineMs !== undefined ? ` deadline=${new Date(step.deadlineMs).toISOString().slice(11, 16)}` : ''}`);
         }
       }
     }

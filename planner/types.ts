@@ -89,6 +89,13 @@ export interface PlannerKnobs {
    * is not) and still asks for capacity; 0 turns this off (then nothing is moved at all).
    */
   shortageFill: number;
+  /**
+   * A shard's forecast p90 may reach this fraction of the latency-derived utilization, while its
+   * expected load is held to the utilization cap (load.ts). Below shortageFill: the room stretched
+   * placement gives up when short of servers is not given up in normal placement. 0 holds the p90
+   * itself to the cap (the plain rule).
+   */
+  upperFill: number;
 }
 
 export type ActionKind = 'split' | 'merge' | 'move' | 'add-shard' | 'drain-shard';
