@@ -515,6 +515,11 @@ export function planResharding(input: PlannerInput): Plan {
         reasons.push({ code: 'hysteresis', partitionId: a.id, message: `partitions ${a.id} and ${b.id} are each below the merge limit ${fmtLoad(t.partitionMinLoad)}, but together would peak at ${fmtLoad(combined[cpk]!)}, within ${fmtPct(knobs.hysteresis)} of the split limit: not merging` });
         continue;
       }
+      // The size limit splits too: a merge past it would be cut again by the next plan (thrash).
+      if (a.bytes + b.bytes > t.partitionMaxBytes * (1 - knobs.hysteresis)) {
+        reasons.push({ code: 'hysteresis', partitionId: a.id, message: `partitions ${a.id} and ${b.id} are cold, but together would hold ${fmtBytes(a.bytes + b.bytes)}, within ${fmtPct(knobs.hysteresis)} of the size limit ${fmtBytes(t.partitionMaxBytes)}: not merging` });
+        continue;
+      }
       const undo = mergeWouldUndoSplit(history, a.hi, now, knobs.cooldownSeconds);
       if (undo) {
         reasons.push({ code: 'cooldown', partitionId: a.id, message: `partitions ${a.id} and ${b.id} are cold, but their boundary was split at ${fmtTime(undo.atMs)}; merging within the ${fmtDuration(knobs.cooldownSeconds)} cooldown would be thrash` });
@@ -761,7 +766,7 @@ export function planResharding(input: PlannerInput): Plan {
       const spareRoom = spares.reduce((a, x) => Math.max(a, x.capacity * uCap * (1 - knobs.hysteresis)), 0);
       const largestRoom = Math.max(spareRoom, ...[...shards.values()].map(targetRoom));
       const movable = movableFrom(s);
-      if (!movable.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap))) <= largestRoom)) {
+      if (!movable.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap)), targetSteps()) <= largestRoom)) {
         reasons.push({ code: 'no-target', shardId: s.id, message: `shard ${s.id} is forecast at ${fmtLoad(maxOf(s.series, look))} (p90) against a cap of ${fmtLoad(s.cap)}, but what remains on it cannot be moved or split further (one range carries more than a whole server)` });
         break;
       }
@@ -822,6 +827,15 @@ export function planResharding(input: PlannerInput): Plan {
     return stretching ? target.cap : target.cap * (1 - knobs.hysteresis);
   }
 
+  /**
+   * Steps a target must have room for. Stretched placement (short of servers) only asks for the
+   * lookahead, as before: a later peak that does not fit either would otherwise leave nothing
+   * placeable at all, and then nothing is moved (seed 2024's tv-spot: 2,269 s over the SLO).
+   */
+  function targetSteps(): number {
+    return stretching ? look : steps;
+  }
+
   function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
     let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
     const worst = peakIndex(s.series.subarray(0, look));
@@ -832,7 +846,7 @@ export function planResharding(input: PlannerInput): Plan {
         if (target.id === s.id || target.draining || target.uncertain) continue;
         if (movedAwayFrom(w).has(target.id)) continue; // moving back within the cooldown is thrash
         // The target must keep the partition for the whole horizon, with room to spare (see targetRoom).
-        if (!target.load.fits(w, targetRoom(target))) continue;
+        if (!target.load.fits(w, targetRoom(target), targetSteps())) continue;
         const peakAfter = target.load.peakWith(w, look) / target.cap;
         // Fixing moves: fewest bytes, then the emptiest target. Partial moves: most relief per byte.
         const score = fixes ? w.bytes + peakAfter * 1e-6 : -((s.series[worst]! - after[worst]!) / (w.bytes + 1));

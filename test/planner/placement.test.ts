@@ -98,6 +98,15 @@ test('cold is judged on the expected peak: two partitions with a wide interval s
   assert.ok(!kinds(warm).includes('merge'));
 });
 
+test('no merge past the size limit: the next plan would split it again (thrash)', () => {
+  const cold = (bytes: number) => [flat(1, 0, 0.25, 1, 40, 0.1, bytes), flat(2, 0.25, 0.5, 1, 40, 0.1, bytes), flat(3, 0.5, 0.75, 2, 200, 0.1), flat(4, 0.75, 1, 2, 200, 0.1)];
+  const knobs = { minShards: 2 };
+  assert.ok(kinds(planResharding(buildInput(fixture(cold(25e9), { knobs })))).includes('merge'), '50 GB merged is under 90 % of 64 GB');
+  const big = planResharding(buildInput(fixture(cold(30e9), { knobs })));
+  assert.deepEqual(kinds(big), [], '60 GB merged is within 10 % of the 64 GB size limit');
+  assert.ok(big.reasons.some((r) => r.code === 'hysteresis' && /size limit/.test(r.message)));
+});
+
 test('a split needs the expected peak over the limit, or the p90 over limit × hard/cap', () => {
   const parts = (spread: number) => [flat(1, 0, 0.5, 1, 280, spread), flat(2, 0.5, 1, 2, 100, 0.1)];
   // p90 302: over 300, but under 300 × 0.765 / 0.7 = 328 with an expected 280.
