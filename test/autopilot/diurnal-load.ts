@@ -9,7 +9,7 @@
 // second behind drops the backlog instead of bursting. Any error stops that writer (an error in
 // COMMIT would leave the ledger ambiguous) and is reported: the test wants zero.
 import pg from 'pg';
-import type { Ledger } from '../mover/workload.js';
+import { writeKey, type Ledger } from '../mover/workload.js';
 
 export interface KeyClass {
   name: string;
@@ -139,33 +139,8 @@ export function startDiurnalLoad(url: string, ledger: Ledger, classes: KeyClass[
     const roll = rnd(100);
     const exists = ledger.accounts.has(k);
     const seq = 1 + rnd(3);
-    await c.query('BEGIN');
-    if (!exists) {
-      await c.query('INSERT INTO accounts (id, balance, note) VALUES ($1, 0, $2)', [k, `${cls.name}`]);
-      await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, 1, 1)', [k]);
-    } else if (roll < 10) {
-      await c.query('DELETE FROM items WHERE account_id = $1', [k]);
-      await c.query('DELETE FROM accounts WHERE id = $1', [k]);
-    } else if (roll < 55) {
-      await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
-      await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, $2, 1) ON CONFLICT (account_id, seq) DO UPDATE SET qty = items.qty + 1', [k, seq]);
-    } else {
-      await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
-    }
-    await c.query('COMMIT');
-    if (!exists) {
-      ledger.accounts.set(k, 0);
-      ledger.items.set(k, new Map([[1, 1]]));
-    } else if (roll < 10) {
-      ledger.accounts.delete(k);
-      ledger.items.delete(k);
-    } else {
-      ledger.accounts.set(k, ledger.accounts.get(k)! + 1);
-      if (roll < 55) {
-        const m = ledger.items.get(k)!;
-        m.set(seq, (m.get(seq) ?? 0) + 1);
-      }
-    }
+    await writeKey(c, k, exists, roll, seq, cls.name);
+    ledger.acknowledge(k, exists, roll, seq);
   }
 
   /** The report: rows dominate the load score, so a loaded machine's latency swings do not drown the curve. */

@@ -42,6 +42,45 @@ export class Ledger {
     for (const [k, m] of this.items) for (const [s, q] of m) i.push(`${k}:${s}:${q}`);
     return { accounts: a, items: i.sort() };
   }
+
+  /** Follow one acknowledged writeKey(…) with the same arguments. */
+  acknowledge(k: number, exists: boolean, roll: number, seq: number): void {
+    if (!exists) {
+      this.accounts.set(k, 0);
+      this.items.set(k, new Map([[1, 1]]));
+    } else if (roll < 10) {
+      this.accounts.delete(k);
+      this.items.delete(k);
+    } else {
+      this.accounts.set(k, this.accounts.get(k)! + 1);
+      if (roll < 55) {
+        const m = this.items.get(k)!;
+        m.set(seq, (m.get(seq) ?? 0) + 1);
+      }
+    }
+  }
+}
+
+/**
+ * One writer transaction on key k: create it (with one item) when it does not exist, else delete
+ * it (roll < 10), or add 1 to its balance and, for roll < 55, to item `seq`. The caller rolls back
+ * on error and calls Ledger.acknowledge once COMMIT succeeded.
+ */
+export async function writeKey(c: pg.ClientBase, k: number, exists: boolean, roll: number, seq: number, note: string): Promise<void> {
+  await c.query('BEGIN');
+  if (!exists) {
+    await c.query('INSERT INTO accounts (id, balance, note) VALUES ($1, 0, $2)', [k, note]);
+    await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, 1, 1)', [k]);
+  } else if (roll < 10) {
+    await c.query('DELETE FROM items WHERE account_id = $1', [k]);
+    await c.query('DELETE FROM accounts WHERE id = $1', [k]);
+  } else if (roll < 55) {
+    await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
+    await c.query('INSERT INTO items (account_id, seq, qty) VALUES ($1, $2, 1) ON CONFLICT (account_id, seq) DO UPDATE SET qty = items.qty + 1', [k, seq]);
+  } else {
+    await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
+  }
+  await c.query('COMMIT');
 }
 
 /** Rows loaded before the job (keys the writers never touch), straight onto their owners. */
@@ -95,20 +134,7 @@ export function startWriters(urls: string[], view: RoutingView, ledger: Ledger, 
         for (let attempt = 0; ; attempt++) {
           const c = conns[view.owner(k)]!;
           try {
-            await c.query('BEGIN');
-            if (!exists) {
-              await c.query('INSERT INTO accounts VALUES ($1, 0, $2)', [k, `w${w}`]);
-              await c.query('INSERT INTO items VALUES ($1, 1, 1)', [k]);
-            } else if (roll < 10) {
-              await c.query('DELETE FROM items WHERE account_id = $1', [k]);
-              await c.query('DELETE FROM accounts WHERE id = $1', [k]);
-            } else if (roll < 55) {
-              await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
-              await c.query('INSERT INTO items VALUES ($1, $2, 1) ON CONFLICT (account_id, seq) DO UPDATE SET qty = items.qty + 1', [k, seq]);
-            } else {
-              await c.query('UPDATE accounts SET balance = balance + 1 WHERE id = $1', [k]);
-            }
-            await c.query('COMMIT');
+            await writeKey(c, k, exists, roll, seq, `w${w}`);
             break;
           } catch (err) {
             await c.query('ROLLBACK').catch(() => {});
@@ -123,19 +149,7 @@ export function startWriters(urls: string[], view: RoutingView, ledger: Ledger, 
         }
         stats.ops++;
         // Acknowledged: the ledger follows.
-        if (!exists) {
-          ledger.accounts.set(k, 0);
-          ledger.items.set(k, new Map([[1, 1]]));
-        } else if (roll < 10) {
-          ledger.accounts.delete(k);
-          ledger.items.delete(k);
-        } else {
-          ledger.accounts.set(k, ledger.accounts.get(k)! + 1);
-          if (roll < 55) {
-            const m = ledger.items.get(k)!;
-            m.set(seq, (m.get(seq) ?? 0) + 1);
-          }
-        }
+        ledger.acknowledge(k, exists, roll, seq);
         if (stats.ops % 4 === 0) await new Promise((r) => setTimeout(r, 1));
       }
     } catch (err) {
