@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { JobState, Mover, NoProxyRoutingControl, type MoverSettings } from '../../mover/index.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checkInvariants, DDL, Ledger, preload, rangeCount, RoutingView } from './workload.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { checkInvariants, Ledger, preload, rangeCount, RoutingView, startMoverTestBed } from './workload.js';
 
 // Tiny cleanup chunks, so the few hundred keys of a partition take dozens of chunks.
 const SETTINGS: Partial<MoverSettings> = { chunkRows: 200, graceMs: 0, cleanupChunkRows: 7, cutoverBudgetMs: 1500, retryDelayMs: 100, lockTimeoutMs: 2000, latencyFloorMs: 50, maxDelayMs: 100 };
@@ -17,15 +17,7 @@ let view: RoutingView;
 const ledger = new Ledger();
 
 before(async () => {
-  cluster = await startTestCluster({ shards: 2 });
-  cluster.proxy.mover.runPending = async () => [];
-  shards = [await cluster.shard(0), await cluster.shard(1)];
-  for (const s of shards) await s.query(DDL);
-  const catalog = cluster.proxy.catalog;
-  await catalog.shardTable('accounts', 'id', 'int8', { partitions: 4 });
-  await catalog.shardTable('items', 'account_id', 'int8', { colocateWith: 'accounts' });
-  view = new RoutingView(catalog);
-  await view.start();
+  ({ cluster, shards, view } = await startMoverTestBed());
   await preload(shards, view, ledger, 1, 1200);
 });
 after(async () => {

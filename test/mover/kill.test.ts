@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { JobState, Mover, type MoverSettings } from '../../mover/index.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checkInvariants, DDL, Ledger, preload, rangeCount, RoutingView, startWriters } from './workload.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { checkInvariants, Ledger, preload, rangeCount, RoutingView, startWriters, startMoverTestBed } from './workload.js';
 
 const CLI = fileURLToPath(new URL('../../mover/cli.js', import.meta.url));
 const SETTINGS: Partial<MoverSettings> = { chunkRows: 150, graceMs: 200, cutoverBudgetMs: 1500, retryDelayMs: 100, drainBatch: 500, lagBound: 50, verifyChunkRows: 300, latencyFloorMs: 50, maxDelayMs: 100 };
@@ -34,15 +34,7 @@ describe('mover kill/resume', () => {
   const ledger = new Ledger();
 
   before(async () => {
-    cluster = await startTestCluster({ shards: 2 });
-    // These tests drive their own Mover (own settings, own kill points): the proxy leader's loop stays out.
-    cluster.proxy.mover.runPending = async () => [];
-    shards = [await cluster.shard(0), await cluster.shard(1)];
-    for (const s of shards) await s.query(DDL);
-    await cluster.proxy.catalog.shardTable('accounts', 'id', 'int8', { partitions: 4 });
-    await cluster.proxy.catalog.shardTable('items', 'account_id', 'int8', { colocateWith: 'accounts' });
-    view = new RoutingView(cluster.proxy.catalog);
-    await view.start();
+    ({ cluster, shards, view } = await startMoverTestBed());
     await preload(shards, view, ledger, 100000, 3000);
   });
 

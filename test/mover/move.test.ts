@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { RoutingIndex } from '../../config/routing.js';
 import { InProcessRoutingControl, JobState, Mover, NoProxyRoutingControl, type MoverSettings } from '../../mover/index.js';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { checkInvariants, DDL, FENCE, Ledger, preload, rangeCount, RoutingView, startWriters } from './workload.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { checkInvariants, FENCE, Ledger, preload, rangeCount, RoutingView, startWriters, startMoverTestBed } from './workload.js';
 
 // Correctness tests on a shared CI machine: the throttle (tested on its own in throttle.test) is kept loose.
 const SETTINGS: Partial<MoverSettings> = { chunkRows: 200, graceMs: 300, cutoverBudgetMs: 1500, retryDelayMs: 100, lockTimeoutMs: 2000, drainBatch: 500, lagBound: 50, verifyChunkRows: 300, latencyFloorMs: 50, maxDelayMs: 100 };
@@ -17,17 +17,7 @@ describe('mover', () => {
   const ledger = new Ledger();
 
   before(async () => {
-    cluster = await startTestCluster({ shards: 2 });
-    // These tests drive their own Mover (own settings, own kill points): the proxy leader's loop stays out.
-    cluster.proxy.mover.runPending = async () => [];
-    shards = [await cluster.shard(0), await cluster.shard(1)];
-    for (const s of shards) await s.query(DDL);
-    const catalog = cluster.proxy.catalog;
-    await catalog.shardTable('accounts', 'id', 'int8', { partitions: 4 });
-    await catalog.shardTable('items', 'account_id', 'int8', { colocateWith: 'accounts' });
-    cluster.proxy.server.installRouting(await catalog.loadRoutingTable());
-    view = new RoutingView(catalog);
-    await view.start();
+    ({ cluster, shards, view } = await startMoverTestBed());
     await preload(shards, view, ledger, 100000, 3000);
   });
 

@@ -5,6 +5,7 @@ import type { Catalog } from '../../config/catalog.js';
 import { hashKey } from '../../config/hash.js';
 import { RoutingIndex } from '../../config/routing.js';
 import { HASH_END } from '../../config/types.js';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
 export const FENCE = 'PT001';
 
@@ -220,3 +221,22 @@ export async function checkInvariants(shards: pg.Client[], catalog: Catalog, led
 }
 
 export { hashKey };
+
+/**
+ * The mover tests' cluster: 2 shards holding `accounts` (4 partitions) and its colocated `items`,
+ * and a routing view. The tests drive their own Mover (own settings, own kill points), so the
+ * proxy leader's job loop stays out.
+ */
+export async function startMoverTestBed(): Promise<{ cluster: TestCluster; shards: pg.Client[]; view: RoutingView }> {
+  const cluster = await startTestCluster({ shards: 2 });
+  cluster.proxy.mover.runPending = async () => [];
+  const shards = [await cluster.shard(0), await cluster.shard(1)];
+  for (const s of shards) await s.query(DDL);
+  const catalog = cluster.proxy.catalog;
+  await catalog.shardTable('accounts', 'id', 'int8', { partitions: 4 });
+  await catalog.shardTable('items', 'account_id', 'int8', { colocateWith: 'accounts' });
+  cluster.proxy.server.installRouting(await catalog.loadRoutingTable());
+  const view = new RoutingView(catalog);
+  await view.start();
+  return { cluster, shards, view };
+}
