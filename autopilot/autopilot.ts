@@ -3,8 +3,9 @@
 // Every run (on the leader's clock, every `interval_s`, or on demand with RUN AUTOPILOT):
 // 1. Forecast: the load history is summed per partition and step (history.ts), events come from
 //    pgtide.events and the optional feed, restore requests seed partitions without history. The
-//    whole forecastMany call runs in a worker thread (forecast-runner.ts); the global LSTM trains
-//    in a nested worker, is stored in pgtide.models and reused until `retrain_h` has passed, so a
+//    whole forecastMany call runs in a child process at SCHED_IDLE (or a worker thread:
+//    forecast_in; forecast-runner.ts); the global LSTM trains in a nested worker, paced to a duty
+//    cycle while the proxy's event loop is busy (busy-duty.ts), is stored in pgtide.models and reused until `retrain_h` has passed, so a
 //    restart does not retrain. Every partition's steps (mean + p10/p50/p90/p99, load units/s) go
 //    to pgtide.forecasts under one run id.
 // 2. Plan (modes recommend and auto): the latest run, the routing table, key samples, sizes, the
@@ -27,7 +28,8 @@ import {
 import { fetchEventFeed, parseScheduleEvent, PredictorError, type ScheduledEvent, type SeriesInput } from '../predictor/index.js';
 import { keepEarlierStarts } from './commitment.js';
 import { AutopilotError } from './errors.js';
-import { forecastInWorker } from './forecast-runner.js';
+import { forecastOffLoop } from './forecast-runner.js';
+import { proxyBusyDuty } from './busy-duty.js';
 import { readLoadHistory } from './history.js';
 import { parseRestoreTable } from './restore.js';
 import { loadSettings, saveSetting, thresholdsOf, type AutopilotMode, type AutopilotSettings } from './settings.js';
@@ -171,18 +173,19 @@ export class Autopilot {
     // Durations are real time, whatever clock the autopilot runs on.
     const t0 = performance.now();
     if (this.abort.signal.aborted) return null;
-    const result = await forecastInWorker({
+    const result = await forecastOffLoop(s.forecast_in, {
       inputs, priority: s.forecast_priority,
       opts: {
         horizon: s.horizon, quantiles: [...LEVELS], model: 'auto', events: evs,
         lstm: s.lstm === 'off' ? false : pretrained !== undefined ? { pretrained } : { epochs: s.lstm_epochs, samples: s.lstm_samples },
       },
-    }, undefined, this.abort.signal);
+    }, undefined, this.abort.signal, s.forecast_priority === 'low' ? proxyBusyDuty() : undefined);
     const ms = performance.now() - t0;
     if (result.lstmModel && pretrained === undefined) await this.store.saveModel(MODEL_NAME, s.horizon, s.step_s, result.lstmModel, now);
     if (!result.lstmModel && s.lstm === 'on') lstmNote += '; the LSTM was not used (too little history or it failed: see notes)';
     const steps: StoredStep[] = [];
     const notes = new Set<string>();
+    if (result.ranAt) notes.add(`forecast ran in ${result.ranAt}`);
     for (const p of parts) {
       const f = result.forecasts[String(p.id)];
       if (!f) continue;

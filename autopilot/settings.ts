@@ -34,6 +34,12 @@ export interface AutopilotSettings {
    * where 'low' can starve the forecast for minutes).
    */
   forecast_priority: 'low' | 'normal';
+  /**
+   * Where the forecast runs: 'process' (default: a child process started at that priority, so every
+   * thread of it, V8's GC and compiler threads too, yields the CPU) or 'thread' (a worker thread of
+   * the proxy: cheaper to start, but V8's helper threads it uses run at normal priority).
+   */
+  forecast_in: 'process' | 'thread';
   partition_max_load: number;
   partition_min_load: number;
   /** Capacity of every shard, load units/s. */
@@ -64,6 +70,7 @@ export const DEFAULTS: AutopilotSettings = {
   retrain_h: 24,
   event_feed: '',
   forecast_priority: 'low',
+  forecast_in: 'process',
   partition_max_load: 1000,
   partition_min_load: 50,
   shard_capacity: 10_000,
@@ -113,6 +120,10 @@ export function parseSetting(name: string, raw: string): AutopilotSettings[keyof
   if (key === 'forecast_priority') {
     if (!['low', 'normal'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `forecast_priority must be low or normal, got "${text}"`, { sqlstate: '22023' });
     return text.toLowerCase() as 'low' | 'normal';
+  }
+  if (key === 'forecast_in') {
+    if (!['process', 'thread'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `forecast_in must be process or thread, got "${text}"`, { sqlstate: '22023' });
+    return text.toLowerCase() as 'process' | 'thread';
   }
   if (key === 'event_feed') {
     if (text !== '' && !/^https?:\/\/\S+$/i.test(text)) throw new AutopilotError('BAD_SETTING', `event_feed must be an http(s) URL or '', got "${text}"`, { sqlstate: '22023' });

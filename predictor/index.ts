@@ -28,3 +28,4 @@ export { parseCsv, type CsvTable } from './csv.js';
 export {
   PredictorError, EventSyntaxError, CsvInputError, UsageError, EventFeedError, ModelFormatError,
 } from './errors.js';
+export { DutyCycle, MIN_DUTY, dutyForUtilization, pacer } from './duty-cycle.js';

@@ -1,6 +1,7 @@
 // The global LSTM on tfjs: backend selection, network, training loop, save/load as JSON + base64.
 // Imported only by the training worker (and tests), so the proxy's event loop never runs tfjs.
 
+import { pacer, type DutyCycle } from './duty-cycle.js';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { ModelFormatError } from './errors.js';
@@ -88,7 +89,10 @@ export interface TrainResult {
 }
 
 /** Trains one global model over all series (targets before each series' trainEnd). */
-export async function trainLstm(series: readonly LstmSeriesInput[], cfg: LstmConfig, now: () => number = Date.now): Promise<{ model: tf.LayersModel } & TrainResult> {
+export async function trainLstm(series: readonly LstmSeriesInput[], cfg: LstmConfig, now: () => number = Date.now, duty?: DutyCycle): Promise<{ model: tf.LayersModel } & TrainResult> {
+  const pace = duty ? pacer(duty) : undefined;
+  // The time budget counts work: pauses asked by the duty cycle do not use it up.
+  const worked = (): number => now() - t0 - (duty?.pausedMs() ?? 0);
   const backend = await initBackend();
   const t0 = now();
   const notes: string[] = [];
@@ -128,17 +132,20 @@ export async function trainLstm(series: readonly LstmSeriesInput[], cfg: LstmCon
       lossSum += (await loss.data())[0]!;
       loss.dispose();
       batches++;
+      if (pace) await pace();
     }
     finalLoss = lossSum / Math.max(1, batches);
-    if (now() - t0 > cfg.maxTrainMs && epoch < cfg.epochs - 1) {
+    if (worked() > cfg.maxTrainMs && epoch < cfg.epochs - 1) {
       notes.push(`LSTM training stopped after ${epoch + 1}/${cfg.epochs} epochs (time budget ${cfg.maxTrainMs} ms)`);
       break outer;
     }
   }
   opt.dispose();
+  const paused = duty?.pausedMs() ?? 0;
+  if (paused > 0) notes.push(`LSTM training paced while the host was busy: ${(worked() / 1000).toFixed(1)} s of work, ${(paused / 1000).toFixed(1)} s paused`);
   let trainedUntil = -Infinity;
   for (const s of series) trainedUntil = Math.max(trainedUntil, s.start + (s.trainEnd - 1) * s.stepMs);
-  const saved = await saveModel(model, cfg, { trainedUntil, backend, trainMs: now() - t0, finalLoss });
+  const saved = await saveModel(model, cfg, { trainedUntil, backend, trainMs: worked(), finalLoss });
   return { model, saved, notes };
 }
 

@@ -12,6 +12,7 @@
 // Degradation: no history → restore seed or zero; too little → naive with approximate intervals;
 // all zero → zero; a model that throws (or the LSTM worker failing) is skipped and noted.
 
+import type { DutyCycle } from './duty-cycle.js';
 import { calibrate, applyOffsets, SCALE_FLOOR } from './conformal.js';
 import {
   eventsFor, learnMultipliers, multiplierPath, eventSteps, type ScheduledEvent,
@@ -78,6 +79,8 @@ export interface PredictOptions {
   lstm?: false | LstmOptions;
   seed?: number;
   now?: () => number;
+  /** Paces LSTM training (set by whoever knows how busy the host is); absent = full speed. */
+  duty?: DutyCycle;
 }
 
 export interface PredictResult {
@@ -274,7 +277,7 @@ export async function forecastMany(inputs: readonly SeriesInput[], opts: Predict
       try {
         const res = lo.pretrained !== undefined
           ? await predictInWorker(lo.pretrained, inputsL, { timeoutMs: lo.timeoutMs ?? 120_000, ...(lo.backend ? { backend: lo.backend } : {}) })
-          : await trainInWorker(inputsL, cfg, { timeoutMs: lo.timeoutMs ?? 120_000, ...(lo.backend ? { backend: lo.backend } : {}) });
+          : await trainInWorker(inputsL, cfg, { timeoutMs: lo.timeoutMs ?? 120_000, ...(lo.backend ? { backend: lo.backend } : {}), ...(opts.duty ? { duty: opts.duty } : {}) });
         if (res.saved.config.horizon !== H) throw new Error(`saved LSTM forecasts ${res.saved.config.horizon} steps, ${H} asked`);
         lstmModel = res.saved;
         lstmBackend = res.backend;

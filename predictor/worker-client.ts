@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { PredictorError } from './errors.js';
 import type { LstmConfig, LstmSeriesInput } from './lstm-data.js';
 import type { SavedLstm } from './lstm-net.js';
+import type { DutyCycle } from './duty-cycle.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
 export interface WorkerResult {
@@ -20,14 +21,27 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** Force a tfjs backend ('wasm' or 'cpu'); default tries tfjs-node, then wasm. */
   backend?: string;
+  /** Paces training to this shared duty cycle; the timeout then counts work, not pauses. */
+  duty?: DutyCycle;
 }
 
 function runWorker(req: WorkerRequest, opts: WorkerOptions): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: req });
     let settled = false;
-    const timer = setTimeout(() => finish(new PredictorError(`LSTM worker timed out after ${opts.timeoutMs} ms`, 'WORKER_TIMEOUT')), opts.timeoutMs ?? 120_000);
-    timer.unref();
+    const limit = opts.timeoutMs ?? 120_000;
+    const t0 = Date.now();
+    // Paused time (duty cycle) does not count: re-arm for the work time still left.
+    const arm = (ms: number): NodeJS.Timeout => {
+      const t = setTimeout(() => {
+        const left = limit - (Date.now() - t0 - (opts.duty?.pausedMs() ?? 0));
+        if (left > 0) timer = arm(left);
+        else finish(new PredictorError(`LSTM worker timed out after ${limit} ms of work`, 'WORKER_TIMEOUT'));
+      }, ms);
+      t.unref();
+      return t;
+    };
+    let timer = arm(limit);
     const finish = (err?: Error, res?: WorkerResult): void => {
       if (settled) return;
       settled = true;
@@ -46,7 +60,7 @@ function runWorker(req: WorkerRequest, opts: WorkerOptions): Promise<WorkerResul
 
 /** Trains the global LSTM in a worker thread; with `predict`, also forecasts every series' origins. */
 export function trainInWorker(series: LstmSeriesInput[], config: LstmConfig, opts: WorkerOptions & { predict?: boolean } = {}): Promise<WorkerResult> {
-  return runWorker({ kind: 'train', config, series, predict: opts.predict ?? true, ...(opts.backend ? { backend: opts.backend } : {}) }, opts);
+  return runWorker({ kind: 'train', config, series, predict: opts.predict ?? true, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.duty ? { duty: opts.duty.buffer } : {}) }, opts);
 }
 
 /** Forecasts with a saved model (from `saveModel`/the catalog) in a worker thread, no training. */

@@ -2,11 +2,12 @@
 // Protocol: one request per worker, { kind: 'train' | 'predict', ... } in, WorkerReply out.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { DutyCycle } from './duty-cycle.js';
 import type { LstmConfig, LstmSeriesInput } from './lstm-data.js';
 import type { SavedLstm } from './lstm-net.js';
 
 export type WorkerRequest =
-  | { kind: 'train'; config: LstmConfig; series: LstmSeriesInput[]; predict: boolean; backend?: string }
+  | { kind: 'train'; config: LstmConfig; series: LstmSeriesInput[]; predict: boolean; backend?: string; duty?: SharedArrayBuffer }
   | { kind: 'predict'; saved: unknown; series: LstmSeriesInput[]; backend?: string };
 
 export type WorkerReply =
@@ -19,7 +20,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
   const net = await import('./lstm-net.js');
   const backend = await net.initBackend(req.backend);
   if (req.kind === 'train') {
-    const { model, saved, notes } = await net.trainLstm(req.series, req.config);
+    const { model, saved, notes } = await net.trainLstm(req.series, req.config, Date.now, req.duty ? new DutyCycle(req.duty) : undefined);
     const predictions = req.predict ? net.predictLstm(model, req.config, req.series) : [];
     model.dispose();
     return { ok: true, saved, predictions, notes, backend, ms: Date.now() - t0 };
