@@ -51,6 +51,8 @@ export interface MoverSettings {
   retryDelayMs: number;
   /** After this long failing transiently the job pauses with the reason, ms. */
   transientRetryMs: number;
+  /** Copy backfill chunks in a worker thread (off the leader proxy's event loop); false: in this thread. */
+  copyInWorker: boolean;
 }
 
 export const DEFAULT_SETTINGS: MoverSettings = {
@@ -71,6 +73,7 @@ export const DEFAULT_SETTINGS: MoverSettings = {
   lockTimeoutMs: 2000,
   retryDelayMs: 500,
   transientRetryMs: 60000,
+  copyInWorker: true,
 };
 
 /** Test and operations hooks: called at named points of a run (e.g. to SIGKILL the runner there). */

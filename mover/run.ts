@@ -1,5 +1,6 @@
 // One run of one job: the work of each state, the live cutover steps, error handling (retry, pause, fail).
 import type pg from 'pg';
+import { ChunkCopier } from './copier.js';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
 import { BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
@@ -19,6 +20,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class Interrupted extends Error {}
 
 export class JobRun {
+  /** The copy phase's worker (copyInWorker), while the phase runs. */
+  private copier: ChunkCopier | null = null;
   private src: pg.Client | null = null;
   private dst: pg.Client | null = null;
   private tablesCache: MoveTable[] | null = null;
@@ -62,7 +65,14 @@ export class JobRun {
     return this.dst;
   }
 
+  private async closeCopier(): Promise<void> {
+    const c = this.copier;
+    this.copier = null;
+    await c?.close();
+  }
+
   async close(): Promise<void> {
+    await this.closeCopier();
     const cs = [this.src, this.dst];
     this.src = this.dst = null;
     await Promise.allSettled(cs.map((c) => c?.end()));
@@ -223,13 +233,19 @@ export class JobRun {
     const progress: Record<string, TableProgress> = {};
     for (const t of tables) progress[t.name] = checkpoints.get(t.name) ?? { lastKey: null, done: false, rows: 0, bytes: 0 };
     const totals = () => Object.values(progress).reduce((a, p) => ({ rows: a.rows + p.rows, bytes: a.bytes + p.bytes }), { rows: 0, bytes: 0 });
+    this.copier = s.copyInWorker
+      ? new ChunkCopier({ srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard), appName: this.m.shards.appName })
+      : null;
+    const copier = this.copier;
     for (const t of tables) {
       let cp = progress[t.name]!;
       if (cp.done) continue;
       await clearAboveCheckpoint(dst, t, this.range, cp.lastKey);
       while (!cp.done) {
         const probing = probe(srcPool, t, cp.lastKey).catch(() => NaN);
-        cp = await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
+        cp = copier
+          ? await copier.copyChunk(this.id, t, this.range, cp, throttle.state.chunkRows)
+          : await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
         const ms = await probing;
         if (Number.isFinite(ms)) throttle.observe(ms);
         const idle = await probe(srcPool, t, cp.lastKey).catch(() => NaN);
@@ -241,6 +257,7 @@ export class JobRun {
         if (throttle.state.delayMs > 0) await sleep(throttle.state.delayMs);
       }
     }
+    await this.closeCopier();
     const tot = totals();
     await this.transition(JobState.CatchingUp, `copied ${tot.rows} rows (${tot.bytes} bytes)`, { progress: { copyFinishedAt: new Date().toISOString(), rowsCopied: tot.rows, bytesCopied: tot.bytes, tables: progress } });
   }

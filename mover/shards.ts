@@ -29,7 +29,7 @@ export class ShardConnections {
   private readonly pools = new Map<number, pg.Pool>();
   private readonly urls = new Map<number, string>();
 
-  constructor(private readonly catalog: Catalog, private readonly appName = 'pgtide-mover') {}
+  constructor(private readonly catalog: Catalog, readonly appName = 'pgtide-mover') {}
 
   async url(shardId: number): Promise<string> {
     const known = this.urls.get(shardId);
