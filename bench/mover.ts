@@ -195,7 +195,8 @@ async function underLoad(parts: Set<string>): Promise<{ cutover?: object; foregr
     const allKeys = [...byPartition.values()].flat();
     const clock = new StepClock();
     const control = new TimedRoutingControl(cl.proxy.mover.routing);
-    mover = new Mover({ catalog: cl.proxy.catalog, routing: control, settings: { graceMs: env('PGTIDE_BENCH_MOVER_GRACE_MS', 500) }, hooks: clock.hooks });
+    // As on the leader: the mover sees the proxy's foreground latencies (its throttle bounds them).
+    mover = new Mover({ catalog: cl.proxy.catalog, routing: control, foreground: cl.proxy.server.counters.latency, settings: { graceMs: env('PGTIDE_BENCH_MOVER_GRACE_MS', 500) }, hooks: clock.hooks });
     const onShard0 = cl.partitions().filter((p) => p.shardId === 0);
     const out: { cutover?: object; foreground?: object } = {};
     if (parts.has('cutover')) {

@@ -148,7 +148,8 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       },
       release: async (r) => server.releaseRange(r),
     };
-    const mover = new Mover({ catalog, routing: control, ...(opts.moverSettings ? { settings: opts.moverSettings } : {}), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } });
+    // The server exists by the time a job runs; the mover asks it for its foreground latencies.
+    const mover = new Mover({ catalog, routing: control, foreground: { recentQuantile: (shard, q, since) => server.counters.latency.recentQuantile(shard, q, since) }, ...(opts.moverSettings ? { settings: opts.moverSettings } : {}), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } });
     jobsBackend = moverAdmin(mover);
     shardOps = new ShardOps({ mover, ...(opts.provisionShard ? { provision: opts.provisionShard } : {}) });
     let moverRunning = false;

@@ -129,12 +129,30 @@ export class Throttle {
     s.boundMs = this.bound(s.baselineMs);
   }
 
-  /** Feed one probe latency measured during the last chunk. */
-  observe(probeMs: number): void {
+  /** The foreground p99 before the copy (the leader proxy's statements on the source), ms. */
+  setForegroundBaseline(p99Ms: number): void {
+    if (Number.isFinite(p99Ms) && p99Ms > 0) this.state.fgBaselineMs = p99Ms;
+  }
+
+  /** The bound on the foreground p99: factor × its pre-copy level, never closer than the floor. */
+  foregroundBoundMs(): number | null {
+    const b = this.state.fgBaselineMs;
+    return b === undefined ? null : this.bound(b);
+  }
+
+  /**
+   * Feed one probe latency measured during the last chunk and, when the leader proxy ran enough
+   * statements on the source meanwhile, their p99: the number issue 6 bounds. Either signal over
+   * its bound (median of the last PROBE_WINDOW chunks) throttles.
+   */
+  observe(probeMs: number, foregroundP99Ms?: number): void {
     const s = this.state;
     s.lastProbeMs = probeMs;
     s.recentMs = [...(s.recentMs ?? []), probeMs].slice(-PROBE_WINDOW);
-    if (median(s.recentMs) > s.boundMs) {
+    if (foregroundP99Ms !== undefined && Number.isFinite(foregroundP99Ms)) s.fgRecentMs = [...(s.fgRecentMs ?? []), foregroundP99Ms].slice(-PROBE_WINDOW);
+    const fgBound = this.foregroundBoundMs();
+    const fgOver = fgBound !== null && (s.fgRecentMs?.length ?? 0) > 0 && median(s.fgRecentMs!) > fgBound;
+    if (median(s.recentMs) > s.boundMs || fgOver) {
       s.throttledChunks++;
       s.chunkRows = Math.max(this.opts.minChunkRows, Math.floor(s.chunkRows / 2));
       s.delayMs = Math.min(this.opts.maxDelayMs, Math.max(10, s.delayMs * 2));

@@ -25,6 +25,10 @@ export interface ThrottleState {
   chunkRows: number;
   delayMs: number;
   throttledChunks: number;
+  /** p99 of the leader proxy's own statements on the source before the copy, ms (when it saw enough). */
+  fgBaselineMs?: number;
+  /** p99 of those statements during each of the last few chunks, ms. */
+  fgRecentMs?: number[];
 }
 
 /** Everything a job has learned so far; each step persists its part, a resumed run reads it back. */

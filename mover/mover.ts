@@ -86,9 +86,17 @@ export interface MoverLog {
   warn(obj: object, msg: string): void;
 }
 
+/** The leader proxy's own statement latencies per shard (proxy/http/latency-histogram.ts). */
+export interface ForegroundLatency {
+  /** q-quantile (ms) and count of the shard's statements that ended since `sinceMs` (performance.now()). */
+  recentQuantile(shardId: number, q: number, sinceMs: number): { ms: number; n: number } | null;
+}
+
 export interface MoverOptions {
   catalog: Catalog;
   routing?: RoutingControl;
+  /** The proxy's foreground latencies, so the backfill throttle watches the number it must bound. */
+  foreground?: ForegroundLatency;
   settings?: Partial<MoverSettings>;
   hooks?: MoverHooks;
   log?: MoverLog;
@@ -136,6 +144,7 @@ export class Mover {
   readonly shards: ShardConnections;
   readonly routing: RoutingControl;
   readonly settings: MoverSettings;
+  readonly foreground: ForegroundLatency | undefined;
   private readonly hooks: MoverHooks;
   private readonly log: MoverLog | undefined;
 
@@ -144,6 +153,7 @@ export class Mover {
     this.shards = new ShardConnections(opts.catalog);
     this.routing = opts.routing ?? new NoProxyRoutingControl();
     this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+    this.foreground = opts.foreground;
     this.hooks = opts.hooks ?? {};
     this.log = opts.log;
   }

@@ -19,6 +19,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A pause or cancel request arrived: unwind to the loop, which honours it. */
 class Interrupted extends Error {}
 
+/** The throttle's foreground baseline: p99 of the leader's statements on the source over this window before the copy. */
+const FG_BASELINE_WINDOW_MS = 30_000;
+/** Fewer statements than this make no baseline (a p99 of a handful is their max). */
+const FG_MIN_BASELINE_SAMPLES = 50;
+/** A chunk during which the leader ran fewer statements on the source says nothing about them. */
+const FG_MIN_CHUNK_SAMPLES = 10;
+
 export class JobRun {
   /** The copy phase's worker (copyInWorker), while the phase runs. */
   private copier: ChunkCopier | null = null;
@@ -237,17 +244,25 @@ export class JobRun {
       ? new ChunkCopier({ srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard), appName: this.m.shards.appName })
       : null;
     const copier = this.copier;
+    // The foreground p99 before the copy: the leader's statements on the source in the last 30 s.
+    const fg = this.m.foreground;
+    if (fg && throttle.state.fgBaselineMs === undefined) {
+      const pre = fg.recentQuantile(this.job.sourceShard, 0.99, performance.now() - FG_BASELINE_WINDOW_MS);
+      if (pre && pre.n >= FG_MIN_BASELINE_SAMPLES) throttle.setForegroundBaseline(pre.ms);
+    }
     for (const t of tables) {
       let cp = progress[t.name]!;
       if (cp.done) continue;
       await clearAboveCheckpoint(dst, t, this.range, cp.lastKey);
       while (!cp.done) {
+        const chunkStart = performance.now();
         const probing = probe(srcPool, t, cp.lastKey).catch(() => NaN);
         cp = copier
           ? await copier.copyChunk(this.id, t, this.range, cp, throttle.state.chunkRows)
           : await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
         const ms = await probing;
-        if (Number.isFinite(ms)) throttle.observe(ms);
+        const during = fg?.recentQuantile(this.job.sourceShard, 0.99, chunkStart);
+        if (Number.isFinite(ms)) throttle.observe(ms, during && during.n >= FG_MIN_CHUNK_SAMPLES ? during.ms : undefined);
         const idle = await probe(srcPool, t, cp.lastKey).catch(() => NaN);
         if (Number.isFinite(idle)) throttle.observeIdle(idle);
         progress[t.name] = cp;

@@ -91,7 +91,8 @@ export async function runForegroundBench(cl: BenchCluster, mover: Mover, clock: 
         const j = await mover.store.load(job.id);
         const t = j.progress.throttle;
         say(`    ${((nowMs() - j0) / 1000).toFixed(0)} s: ${j.state}, ${j.progress.rowsCopied ?? 0} rows copied; throttle chunk ${t?.chunkRows ?? '-'} rows, delay ${fmt(t?.delayMs ?? NaN, 0)} ms, ` +
-          `${t?.throttledChunks ?? 0} chunks throttled, probes ${(t?.recentMs ?? []).map((x) => x.toFixed(1)).join('/')} ms vs bound ${fmt(t?.boundMs ?? NaN, 2)} ms`);
+          `${t?.throttledChunks ?? 0} chunks throttled, probes ${(t?.recentMs ?? []).map((x) => x.toFixed(1)).join('/')} ms vs bound ${fmt(t?.boundMs ?? NaN, 2)} ms; ` +
+          `proxy's p99 on the source ${(t?.fgRecentMs ?? []).map((x) => x.toFixed(1)).join('/') || '-'} ms vs pre-copy ${fmt(t?.fgBaselineMs ?? NaN, 1)} ms`);
         const c0 = clock.first(job.id, 'state:copying');
         if (!starved && c0 !== null && clock.first(job.id, 'state:catching_up') === null && nowMs() - c0 > o.maxCopyMs) {
           starved = true;

@@ -57,3 +57,27 @@ test('the baseline follows the host: a slower host without the copy is not blame
   for (let i = 0; i < 5; i++) v.observeIdle(0.5);
   assert.equal(v.state.baselineMs, 5);
 });
+
+test('the foreground p99 throttles on its own: probes fine, the proxy\'s statements on the source over 2× their pre-copy p99', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  t.setForegroundBaseline(8);
+  assert.equal(t.foregroundBoundMs(), 16);
+  for (let i = 0; i < 3; i++) t.observe(1, 10);
+  assert.equal(t.state.throttledChunks, 0, 'inside the bound');
+  t.observe(1, 400);
+  assert.equal(t.state.throttledChunks, 0, 'one slow chunk is outvoted by the window');
+  for (let i = 0; i < 6; i++) t.observe(1, 40);
+  assert.ok(t.state.throttledChunks >= 4, `throttled ${t.state.throttledChunks} chunks on the foreground alone`);
+  assert.ok(t.state.delayMs > 0);
+  for (let i = 0; i < 12; i++) t.observe(1, 9);
+  assert.equal(t.state.delayMs, 0, 'recovers once the foreground is back');
+  // Chunks with too few foreground statements give no sample: probes alone decide.
+  const u = new Throttle(OPTS, 1, undefined);
+  u.setForegroundBaseline(8);
+  for (let i = 0; i < 6; i++) u.observe(1, undefined);
+  assert.equal(u.state.throttledChunks, 0);
+  // Without a baseline (the proxy saw too little before the copy) the foreground is not judged.
+  const v = new Throttle(OPTS, 1, undefined);
+  for (let i = 0; i < 6; i++) v.observe(1, 1000);
+  assert.equal(v.state.throttledChunks, 0);
+});
