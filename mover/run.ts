@@ -303,6 +303,9 @@ export class JobRun {
 
   private async cutover(): Promise<void> {
     await this.step('state:cutover');
+    // Outside the pause budget: wait out a proxy that missed heartbeats (dead or back) instead of
+    // holding traffic and aborting for want of its ack.
+    await this.m.routing.beforeCutover?.();
     const attempts = (this.job.progress.cutoverAttempts ?? 0) + 1;
     this.job = await this.m.store.patch(this.id, { progress: { cutoverAttempts: attempts } });
     const decision = await runCutover(new LiveCutover(this, this.m), { budgetMs: this.settings.cutoverBudgetMs, installTimeoutMs: this.settings.installTimeoutMs });
@@ -419,7 +422,9 @@ class LiveCutover implements CutoverSteps {
   }
 
   async holdTraffic(): Promise<void> {
-    await this.m.routing.holdRange(this.run.range);
+    // Every proxy holds the range at most this long on its own (the mover releases it sooner).
+    const s = this.run.settings;
+    await this.m.routing.holdRange({ ...this.run.range, holdMs: s.cutoverBudgetMs + s.installTimeoutMs + 2000 });
     await this.m.step(this.job.id, 'cutover:holdTraffic');
   }
 
