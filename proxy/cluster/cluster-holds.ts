@@ -22,7 +22,8 @@
 // version it installed); a proxy behind that version installs it first, so its held statements run
 // on the new owner. A hold placed for another process's mover ends by itself at its deadline (the
 // cutover's budget + install timeout + a margin), so a mover that died holding wedges nothing.
-// Missed notifications: every proxy re-reads pgtide.holds on its routing poll (and at start).
+// Missed notifications: every proxy re-reads pgtide.holds on its routing poll (and at start); the
+// poll also drops a hold whose mover's proxy is no longer alive (declared dead or stopped).
 //
 // The hot path pays nothing for this: sessions look at `RangeHolds.active` only.
 import type { Logger } from 'pino';
@@ -169,9 +170,11 @@ export class ClusterHolds {
   async sync(): Promise<void> {
     if (this.stopped) return;
     const { rows } = await this.opts.catalog.pool.query<{ job_id: number; keyspace_id: number; lo: string; hi: string; token: string; proxy_id: number; left_ms: number }>(
-      `SELECT job_id, keyspace_id, lo::text, hi::text, token::text, proxy_id,
-              (extract(epoch FROM deadline - now()) * 1000)::float8 AS left_ms
-         FROM pgtide.holds`);
+      `SELECT h.job_id, h.keyspace_id, h.lo::text, h.hi::text, h.token::text, h.proxy_id,
+              (extract(epoch FROM h.deadline - now()) * 1000)::float8 AS left_ms
+         FROM pgtide.holds h
+         -- The hold of a mover whose proxy is no longer alive is over: it will not release it.
+        WHERE EXISTS (SELECT 1 FROM pgtide.proxies p WHERE p.id = h.proxy_id AND p.state = 'alive')`);
     const me = this.opts.proxyId();
     const live = new Set<number>();
     for (const r of rows) {
