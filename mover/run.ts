@@ -1,7 +1,7 @@
 // One run of one job: the work of each state, the live cutover steps, error handling (retry, pause, fail).
 import type pg from 'pg';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
-import { BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
+import { anyFenced, BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
 import { isTransient, MoverError } from './errors.js';
 import type { Job, JobPatch, TableProgress } from './jobs.js';
@@ -415,6 +415,9 @@ async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: num
 
 /** The real cutover steps of one job run. */
 class LiveCutover implements CutoverSteps {
+  /** fenceSource ran (perhaps in part) in this attempt. */
+  private fenceTried = false;
+
   constructor(private readonly run: JobRun, private readonly m: Mover) {}
 
   private get job(): Job {
@@ -433,6 +436,7 @@ class LiveCutover implements CutoverSteps {
   }
 
   async fenceSource(timeoutMs: number): Promise<void> {
+    this.fenceTried = true;
     await setTriggerMode(await this.run.source(), await this.run.spec(), 'fence', timeoutMs, performance.now() + timeoutMs);
     await this.m.step(this.job.id, 'cutover:fenceSource');
   }
@@ -469,7 +473,12 @@ class LiveCutover implements CutoverSteps {
     // outlasts lock_timeout; the job retries it): still fenced, they hit the fence and retry rather
     // than wait without a bound.
     try {
-      await setTriggerMode(await this.run.source(), await this.run.spec(), 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
+      // No fence to lift when this attempt never fenced and no earlier runner left one up (an ack or
+      // in-flight wait timed out): LOCK TABLE would only queue every write to the table behind the
+      // transaction that made the attempt fail, for up to lock_timeout.
+      const src = await this.run.source();
+      const spec = await this.run.spec();
+      if (this.fenceTried || await anyFenced(src, spec)) await setTriggerMode(src, spec, 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
     } finally {
       await this.m.routing.release(this.run.range);
     }

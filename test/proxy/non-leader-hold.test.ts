@@ -7,7 +7,9 @@
 //    stays intact (it wrote the target shard first) and commits;
 // 3. a live proxy that does not ack aborts the cutover (never fenced without its ack); one whose
 //    heartbeat lapsed is declared dead and the cutover goes on without it;
-// 4. a hold whose mover died is released by the other proxies at its deadline.
+// 4. a long transaction on the range there makes attempts abort (unfenced, holds released) until
+//    it commits;
+// 5. a hold whose mover died is released by the other proxies at its deadline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -148,6 +150,9 @@ test('a statement held on a non-leader proxy runs on the new owner after the swi
   try {
     const job = await mover.runJob((await mover.startMove(part.id, 1)).id);
     assert.equal(job.state, 'done', `job ended ${job.state}: ${job.reason ?? job.error ?? ''}`);
+    // For the record (the hold now includes a catalog round trip and the other proxy's ack).
+    const last = job.cutover?.attempts.at(-1);
+    console.log(`# cutover with two proxies: ${last?.steps.map((x) => `${x.step} ${x.ms} ms`).join(', ')} (the hooks' 300 ms sleep is in fenceSource)`);
   } finally {
     await mover.close();
   }
@@ -201,6 +206,51 @@ test('a live proxy that does not ack the hold aborts the cutover, never fenced; 
   } finally {
     clearInterval(beat);
     await catalog.query("UPDATE pgtide.proxies SET state = 'dead' WHERE id = $1", [ghost]).catch(() => {});
+    await mover.close();
+  }
+});
+
+test('a long transaction on the range on a non-leader proxy: attempts abort unfenced and release every hold; once it commits the move finishes', async () => {
+  const { part, keyIn } = await partitionOf('nl', 1);
+  const keyIn2 = Array.from({ length: 100 }, (_, i) => i + 1).find((k) => k !== keyIn && hashKey('int8', k) >= part.lo && hashKey('int8', k) < part.hi)!;
+  const long = await otherClient();
+  const onLeader = await cluster.client({ query_timeout: 60000 });
+  const steps: string[] = [];
+  const before = new Map((await onLeader.query('SELECT id, n FROM nl WHERE id = ANY($1::int8[])', [[keyIn, keyIn2]])).rows.map((x) => [Number(x.id), x.n as number]));
+  let open = false;
+  const mover = newMover({ cutoverBudgetMs: 300, cutoverAttempts: 1000, retryDelayMs: 50 }, async (step) => {
+    if (step === 'state:cutover' && !open) {
+      // Opened just before the cutover (earlier, it would block the capture trigger's installation).
+      open = true;
+      await long.query('BEGIN');
+      await long.query('UPDATE nl SET n = n + 100 WHERE id = $1', [keyIn]);
+    }
+    if (step.startsWith('cutover:')) steps.push(step);
+  });
+  let committed = false;
+  try {
+    const job = await mover.startMove(part.id, 0);
+    const run = mover.runJob(job.id);
+    run.catch(() => {});
+    await eventually('two aborted attempts', () => steps.filter((x) => x === 'cutover:holdTraffic').length >= 2, 60000);
+    // Between attempts nothing is held: writes to the range through either proxy go on.
+    const t0 = performance.now();
+    await onLeader.query('UPDATE nl SET n = n + 1 WHERE id = $1', [keyIn2]);
+    assert.ok(performance.now() - t0 < 5000, 'a write through the leader was held at most one attempt');
+    assert.ok(!steps.includes('cutover:fenceSource'), `the source was never fenced while the other proxy's transaction was open (steps: ${steps.join(', ')})`);
+    await long.query('UPDATE nl SET n = n + 100 WHERE id = $1', [keyIn]); // the open transaction is never held
+    await long.query('COMMIT');
+    committed = true;
+    const done = await run;
+    assert.equal(done.state, 'done', `job ended ${done.state}: ${done.reason ?? done.error ?? ''}`);
+    const detail = await mover.jobDetail(done.id);
+    assert.ok(detail.events.some((e) => /cutover aborted .*not acknowledged .*proxy \d+ /.test(e.detail)), detail.events.map((e) => e.detail).join('\n'));
+    const { rows } = await (await cluster.shard(0)).query('SELECT id, n FROM nl WHERE id = ANY($1::int8[]) ORDER BY id', [[keyIn, keyIn2]]);
+    const byId = new Map(rows.map((x) => [Number(x.id), x.n as number]));
+    assert.equal(byId.get(keyIn), before.get(keyIn)! + 200, 'the long transaction\'s writes are on the new owner');
+    assert.equal(byId.get(keyIn2), before.get(keyIn2)! + 1);
+  } finally {
+    if (open && !committed) await long.query('ROLLBACK').catch(() => {});
     await mover.close();
   }
 });
