@@ -6,7 +6,8 @@
 // 2. a statement held there runs on the new owner after the switch, in its transaction, which
 //    stays intact (it wrote the target shard first) and commits;
 // 3. a live proxy that does not ack aborts the cutover (never fenced without its ack); one whose
-//    heartbeat lapsed is declared dead and the cutover goes on without it;
+//    heartbeat lapsed is waited out before an attempt (no attempt burnt), declared dead, and the
+//    cutover goes on without it;
 // 4. a long transaction on the range there makes attempts abort (unfenced, holds released) until
 //    it commits;
 // 5. a hold whose mover died is released by the other proxies at its deadline.
@@ -166,7 +167,7 @@ test('a statement held on a non-leader proxy runs on the new owner after the swi
   assert.deepEqual(rows.map((x) => [Number(x.id), x.n]).sort((a, b) => a[0]! - b[0]!), [[keyIn, 1], [keyOut, 10]].sort((a, b) => a[0]! - b[0]!), 'both writes of the transaction committed on the new owner');
 });
 
-test('a live proxy that does not ack the hold aborts the cutover, never fenced; one whose heartbeat lapsed is declared dead and the move finishes', async () => {
+test('a live proxy that does not ack the hold aborts the cutover, never fenced; once its heartbeat lapses the next attempt waits it out, declares it dead and the move finishes', async () => {
   const { part, keyIn } = await partitionOf('nl3', 0);
   const catalog = cluster.proxy.catalog.pool;
   const version = cluster.proxy.server.routingTable().version;
@@ -189,13 +190,18 @@ test('a live proxy that does not ack the hold aborts the cutover, never fenced; 
     assert.equal(cluster.proxy.server.holds.active, false);
     await c.query('UPDATE nl3 SET n = n + 1 WHERE id = $1', [keyIn]);
 
-    // The ghost stops heartbeating: past the dead bound it is declared dead and the move goes on.
+    // The ghost stops heartbeating (3 s ago: missed beats, not dead yet). The next attempt waits,
+    // without holding anything, until it is past the dead bound (5 s), declares it dead and goes on:
+    // no attempt is burnt on it.
     clearInterval(beat);
-    await catalog.query("UPDATE pgtide.proxies SET last_heartbeat = now() - interval '1 minute' WHERE id = $1", [ghost]);
+    await catalog.query("UPDATE pgtide.proxies SET last_heartbeat = now() - interval '3 s' WHERE id = $1", [ghost]);
     await mover.resume(job.id);
     steps.length = 0;
+    const t0 = performance.now();
     job = await mover.runJob(job.id);
     assert.equal(job.state, 'done', `job ended ${job.state}: ${job.reason ?? job.error ?? ''}`);
+    assert.ok(performance.now() - t0 > 1000, 'the run waited for the suspect proxy to turn dead');
+    assert.deepEqual(steps.filter((x) => x === 'cutover:holdTraffic').length, 1, `one attempt, not aborted (steps: ${steps.join(', ')})`);
     assert.ok(steps.includes('cutover:fenceSource'));
     const { rows } = await catalog.query<{ state: string }>('SELECT state FROM pgtide.proxies WHERE id = $1', [ghost]);
     assert.equal(rows[0]!.state, 'dead');
