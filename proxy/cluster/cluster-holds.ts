@@ -113,7 +113,6 @@ export class ClusterHolds {
 
   /** Hold the range for another process's mover, then ack once no transaction on it is open here. */
   private placeRemote(range: HoldRange, token: number, ttlMs: number): void {
-    if (this.own.has(range.jobId)) return; // this process runs that job now (it took over): ours wins
     const prev = this.remote.get(range.jobId);
     if (prev?.token === token) return;
     if (prev) clearTimeout(prev.timer);
@@ -124,7 +123,7 @@ export class ClusterHolds {
     }, Math.max(0, ttlMs));
     timer.unref();
     this.remote.set(range.jobId, { range, token, timer });
-    this.opts.host.holds.hold(range);
+    this.opts.host.holds.hold(range, 'remote');
     void this.ackWhenIdle(range, token, ttlMs);
   }
 
@@ -160,7 +159,7 @@ export class ClusterHolds {
     if (!r) return;
     clearTimeout(r.timer);
     this.remote.delete(jobId);
-    this.opts.host.holds.release(r.range);
+    this.opts.host.holds.release(r.range, 'remote');
   }
 
   /**
@@ -169,16 +168,16 @@ export class ClusterHolds {
    */
   async sync(): Promise<void> {
     if (this.stopped) return;
-    const { rows } = await this.opts.catalog.pool.query<{ job_id: number; keyspace_id: number; lo: string; hi: string; token: string; proxy_id: number; left_ms: number }>(
+    const { rows } = await this.opts.catalog.pool.query<{ job_id: number; keyspace_id: number; lo: string; hi: string; token: string; proxy_id: number; left_ms: number; origin_alive: boolean }>(
       `SELECT h.job_id, h.keyspace_id, h.lo::text, h.hi::text, h.token::text, h.proxy_id,
-              (extract(epoch FROM h.deadline - now()) * 1000)::float8 AS left_ms
-         FROM pgtide.holds h
-         -- The hold of a mover whose proxy is no longer alive is over: it will not release it.
-        WHERE EXISTS (SELECT 1 FROM pgtide.proxies p WHERE p.id = h.proxy_id AND p.state = 'alive')`);
+              (extract(epoch FROM h.deadline - now()) * 1000)::float8 AS left_ms,
+              EXISTS (SELECT 1 FROM pgtide.proxies p WHERE p.id = h.proxy_id AND p.state = 'alive') AS origin_alive
+         FROM pgtide.holds h`);
     const me = this.opts.proxyId();
     const live = new Set<number>();
     for (const r of rows) {
-      if (r.proxy_id === me || r.left_ms <= 0) continue;
+      // The hold of a mover whose proxy is no longer alive is over: nobody will release it.
+      if (r.proxy_id === me || r.left_ms <= 0 || !r.origin_alive) continue;
       live.add(r.job_id);
       this.placeRemote({ jobId: r.job_id, keyspaceId: r.keyspace_id, lo: BigInt(r.lo), hi: BigInt(r.hi) }, Number(r.token), r.left_ms);
     }
@@ -189,12 +188,8 @@ export class ClusterHolds {
 
   /** Publish a hold this process placed in-process (a new attempt: a new token). */
   async publishHold(range: HoldRange, ttlMs: number): Promise<void> {
-    // This process runs the job now: a hold it kept for a previous runner of the job is replaced.
-    const stale = this.remote.get(range.jobId);
-    if (stale) {
-      clearTimeout(stale.timer);
-      this.remote.delete(range.jobId);
-    }
+    // This process runs the job now: a hold it kept for a previous runner of the job is over.
+    this.dropRemote(range.jobId);
     const token = Date.now() * 1000 + (tokenSeq++ % 1000);
     this.own.set(range.jobId, token);
     const me = this.opts.proxyId();
@@ -251,11 +246,12 @@ export class ClusterHolds {
       }
       // An ack notification, or a short poll (a missed notification, a proxy turning dead).
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(left, 25));
-        function done() {
+        const done = () => {
           clearTimeout(timer);
+          this.ackWaiters = this.ackWaiters.filter((w) => w !== done);
           resolve();
-        }
+        };
+        const timer = setTimeout(done, Math.min(left, 25));
         this.ackWaiters.push(done);
       });
     }

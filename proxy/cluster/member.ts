@@ -59,6 +59,7 @@ export class ClusterMember {
   /** Snapshots not yet written (the catalog was away): kept, up to a bound, and retried. */
   private pendingFlushes: IntervalSnapshot[] = [];
   private listener: pg.Client | null = null;
+  private listening = false;
   private leaseClient: pg.Client | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -99,21 +100,33 @@ export class ClusterMember {
   }
 
   private async listen(): Promise<void> {
+    if (this.listening || this.stopped) return;
+    this.listening = true;
     const c = new pg.Client({ connectionString: this.opts.catalogUrl, application_name: 'pgtide-listen' });
-    c.on('error', () => {
-      this.listener = null;
-    });
-    c.on('end', () => {
-      this.listener = null;
-    });
-    await c.connect();
-    c.on('notification', (n) => {
-      if (n.channel === 'pgtide_routing') void this.checkVersion(Number(n.payload));
-      else this.opts.onNotification?.(n.channel, n.payload);
-    });
-    await c.query('LISTEN pgtide_routing');
-    for (const ch of this.opts.channels ?? []) await c.query(`LISTEN ${ch}`);
-    this.listener = c;
+    const lost = () => {
+      if (this.listener === c) this.listener = null;
+    };
+    c.on('error', lost);
+    c.on('end', lost);
+    try {
+      await c.connect();
+      c.on('notification', (n) => {
+        if (n.channel === 'pgtide_routing') void this.checkVersion(Number(n.payload));
+        else this.opts.onNotification?.(n.channel, n.payload);
+      });
+      await c.query('LISTEN pgtide_routing');
+      for (const ch of this.opts.channels ?? []) await c.query(`LISTEN ${ch}`);
+      if (this.stopped) {
+        await c.end().catch(() => {});
+        return;
+      }
+      this.listener = c;
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    } finally {
+      this.listening = false;
+    }
   }
 
   /** Install the catalog's routing version when it is newer than ours, then acknowledge it. */
@@ -163,8 +176,11 @@ export class ClusterMember {
         await this.checkVersion();
         await this.sync();
       }
-      // A lost LISTEN connection (catalog restart) is opened again; polling covers the gap.
-      if (!this.listener) await this.listen().catch(() => {});
+      // A lost LISTEN connection (catalog restart) is opened again, and what it may have missed re-read.
+      if (!this.listener && !this.listening && await this.listen().then(() => this.listener !== null, () => false)) {
+        await this.checkVersion();
+        await this.sync();
+      }
       this.state = 'alive';
     } catch (err) {
       if (this.state !== 'degraded') this.log.warn({ err: (err as Error).message }, 'catalog unreachable: routing by the last installed version');
