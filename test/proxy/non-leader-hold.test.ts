@@ -10,7 +10,8 @@
 //    cutover goes on without it;
 // 4. a long transaction on the range there makes attempts abort (unfenced, holds released) until
 //    it commits;
-// 5. a hold whose mover died is released by the other proxies at its deadline.
+// 5. a hold whose mover died is released by the other proxies at its deadline, or at their next
+//    routing poll once the mover's proxy is declared dead.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -261,7 +262,7 @@ test('a long transaction on the range on a non-leader proxy: attempts abort unfe
   }
 });
 
-test('a hold whose mover died is released by the other proxies at its deadline; they acked it', async () => {
+test('a hold whose mover died is released by the other proxies at its deadline, or sooner once its proxy is declared dead; they acked it', async () => {
   const routing = cluster.proxy.server.routingTable();
   const ks = routing.tables.find((t) => t.name === 'nl')!.keyspaceId!;
   const range = { jobId: 999_001, keyspaceId: ks, lo: -(2n ** 63n), hi: 2n ** 63n };
@@ -280,4 +281,19 @@ test('a hold whose mover died is released by the other proxies at its deadline; 
   assert.ok(waited > 500 && waited < 10000, `the statement was held until the deadline, then ran (${Math.round(waited)} ms)`);
   assert.equal(other.server.holds.active, false);
   await cluster.proxy.clusterHolds.publishRelease(range.jobId, routing.version);
+
+  // A hold with a long deadline whose mover's proxy was declared dead: dropped at the next routing
+  // poll (every 3 s), long before its deadline.
+  const catalog = cluster.proxy.catalog.pool;
+  const ghost = (await catalog.query<{ id: number }>("INSERT INTO pgtide.proxies (address, pid, state) VALUES ('ghost:2', 0, 'dead') RETURNING id")).rows[0]!.id;
+  const payload = `hold 999002 42 ${ghost} ${ks} ${range.lo} ${range.hi} 60000`;
+  await catalog.query(`INSERT INTO pgtide.holds (job_id, keyspace_id, lo, hi, token, proxy_id, deadline) VALUES (999002, $1, $2::numeric, $3::numeric, 42, $4, now() + interval '60 s')`, [ks, range.lo.toString(), range.hi.toString(), ghost]);
+  await catalog.query('SELECT pg_notify($1, $2)', ['pgtide_holds', payload]);
+  await eventually('the dead mover\'s hold on the other proxy', () => other.server.holds.active);
+  const t1 = performance.now();
+  await c.query('UPDATE nl SET n = n + 1 WHERE id = 1');
+  const waited1 = performance.now() - t1;
+  assert.ok(waited1 < 10000, `held at most until the next poll, not the 60 s deadline (${Math.round(waited1)} ms)`);
+  assert.equal(other.server.holds.active, false);
+  await catalog.query('DELETE FROM pgtide.holds WHERE job_id = 999002');
 });
