@@ -11,6 +11,7 @@ import { moverAdmin } from './mover-admin.js';
 import { ProxyServer } from '../proxy/server.js';
 import { PGTIDE_VERSION } from './version.js';
 import { ClusterMember } from '../proxy/cluster/member.js';
+import { ClusterHolds, HOLD_ACKS_CHANNEL, HOLDS_CHANNEL } from '../proxy/cluster/cluster-holds.js';
 import { scramSecretFor } from '../proxy/frontend/handshake.js';
 import { sampleShardStats } from '../proxy/cluster/shard-stats.js';
 import { StatusServer } from '../proxy/http/status-server.js';
@@ -25,6 +26,8 @@ export interface RunningProxy {
   /** The forecast → plan → apply loop (runs on the leader's clock; admin verbs on any proxy). */
   autopilot: Autopilot;
   mover: Mover;
+  /** Cutover holds published by this proxy's mover, and placed here for other proxies' movers. */
+  clusterHolds: ClusterHolds;
   port: number;
   /** The metrics/status HTTP port (0 when disabled). */
   httpPort: number;
@@ -133,11 +136,23 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         }
       },
     };
-    // The mover drives cutovers through this proxy's holds; other proxies learn the new version
-    // by NOTIFY and acks, and a stale write from one of them hits the fence and is retried.
+    // The mover drives cutovers through this proxy's holds, and through the catalog every other
+    // live proxy's (proxy/cluster/cluster-holds.ts): each holds the range and acks before the
+    // fence; they learn the new version by NOTIFY and acks, and are released after it.
     const control: RoutingControl = {
-      holdRange: async (r) => server.holdRange(r),
-      waitInFlight: (r, timeoutMs) => server.waitInFlight(r, timeoutMs),
+      beforeCutover: () => clusterHolds.settleSuspects(),
+      async holdRange(r) {
+        server.holdRange(r);
+        try {
+          await clusterHolds.publishHold(r, r.holdMs ?? (opts.moverSettings?.cutoverBudgetMs ?? 100) + (opts.moverSettings?.installTimeoutMs ?? 5000) + 2000);
+        } catch (err) {
+          // Not published: no other proxy holds, so the cutover must not go on (it aborts and releases).
+          throw new Error(`could not publish the cutover hold to the other proxies: ${(err as Error).message}`);
+        }
+      },
+      async waitInFlight(r, timeoutMs) {
+        await Promise.all([server.waitInFlight(r, timeoutMs), clusterHolds.waitAcks(r.jobId, timeoutMs)]);
+      },
       async installVersion(version, timeoutMs) {
         // With the version as a hint: when the switch's NOTIFY already made this proxy install and
         // ack it, this returns at once instead of reading the whole routing table again (inside
@@ -146,7 +161,14 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
         const behind = await member.waitForAcks(version, timeoutMs);
         if (behind.length > 0) throw new Error(`routing version ${version} not acknowledged by proxy ${behind.map((b) => b.id).join(', ')}`);
       },
-      release: async (r) => server.releaseRange(r),
+      async release(r) {
+        server.releaseRange(r);
+        // With the version this proxy routes by now (the switched one after installVersion): a
+        // proxy behind it installs it before its held statements run. Not published (catalog
+        // away): the other proxies drop the hold at its deadline.
+        await clusterHolds.publishRelease(r.jobId, server.routingTable().version)
+          .catch((err: Error) => log.warn({ err: err.message, job: r.jobId }, 'could not publish the release of a cutover hold; other proxies release it at its deadline'));
+      },
     };
     // The server exists by the time a job runs; the mover asks it for its foreground latencies.
     const mover = new Mover({ catalog, routing: control, foreground: { recentQuantile: (shard, q, since) => server.counters.latency.recentQuantile(shard, q, since) }, ...(opts.moverSettings ? { settings: opts.moverSettings } : {}), log: { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) } });
@@ -167,9 +189,16 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
     server = new ProxyServer({ config, routing, log, admin: backend, record: opts.record ?? true, recordIntervalMs: opts.recordIntervalMs ?? 10_000, ...(opts.clock ? { clock: opts.clock } : {}) });
     const port = await server.listen(config.listen.host, config.listen.port);
     let lastStats = 0;
+    const clusterHolds = new ClusterHolds({
+      catalog, host: server, log, proxyId: () => member.proxyId, checkVersion: (hint) => member.checkVersion(hint),
+      heartbeatMs: opts.heartbeatMs ?? 1000, deadAfterMs: opts.deadAfterMs ?? 5000,
+    });
     member = new ClusterMember({
       catalog, catalogUrl: config.catalog, host: server, address: `${config.listen.host}:${port}`, log,
       heartbeatMs: opts.heartbeatMs ?? 1000, deadAfterMs: opts.deadAfterMs ?? 5000, flushMs: opts.recordIntervalMs ?? 10_000,
+      channels: [HOLDS_CHANNEL, HOLD_ACKS_CHANNEL],
+      onNotification: (channel, payload) => clusterHolds.onNotification(channel, payload),
+      onSync: () => clusterHolds.sync(),
       onLeaderTick: async () => {
         // In-doubt two-phase transactions (a proxy died mid-commit) are finished by the leader.
         if (Date.now() - lastRecovery > 5000) {
@@ -211,11 +240,13 @@ export async function runProxy(config: ProxyConfig, log: Logger, opts: RunProxyO
       port,
       httpPort,
       mover,
+      clusterHolds,
       async stop() {
         await autopilot.stop();
         await mover.close().catch(() => {});
         await status.close();
         await member.stop();
+        clusterHolds.stop();
         await server.close();
         await shardAdmin.close();
         await catalog.close();

@@ -309,4 +309,31 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE pgtide.autopilot_actions ADD COLUMN other_partition_id int, ADD COLUMN share double precision;
     `,
   },
+  {
+    version: 9,
+    description: 'cutover holds on every proxy: the held range and each proxy\'s acknowledgement',
+    sql: `
+      -- The range a cutover holds (one row per job; NOTIFY pgtide_holds tells the proxies at once,
+      -- and they re-read this table on their poll in case they missed it). token names one attempt:
+      -- an ack of an earlier, aborted attempt does not count. deadline bounds the hold on every
+      -- proxy, so a mover that died holding does not wedge the cluster.
+      CREATE TABLE pgtide.holds (
+        job_id      int PRIMARY KEY,
+        keyspace_id int NOT NULL,
+        lo          numeric NOT NULL,
+        hi          numeric NOT NULL,
+        token       bigint NOT NULL,
+        proxy_id    int NOT NULL,
+        deadline    timestamptz NOT NULL
+      );
+      -- A proxy acks a hold once it holds the range and no transaction that touched it is open there.
+      CREATE TABLE pgtide.hold_acks (
+        job_id   int NOT NULL,
+        proxy_id int NOT NULL,
+        token    bigint NOT NULL,
+        acked_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job_id, proxy_id)
+      );
+    `,
+  },
 ];

@@ -160,6 +160,15 @@ export async function triggerMode(c: pg.ClientBase, spec: CaptureSpec): Promise<
   return src.includes('mode fence') ? 'fence' : 'capture';
 }
 
+/** Is the fence up on any of the job's tables? (reads the functions' source: takes no table lock) */
+export async function anyFenced(c: pg.ClientBase, spec: CaptureSpec): Promise<boolean> {
+  if (spec.tables.length === 0) return false;
+  const { rows } = await c.query<{ fenced: boolean | null }>(
+    `SELECT bool_or(p.prosrc LIKE '%mode fence%') AS fenced FROM unnest($1::text[]) AS f(sig) JOIN pg_proc p ON p.oid = to_regprocedure(f.sig)`,
+    [spec.tables.map((t) => `${functionName(spec.jobId, t.name)}()`)]);
+  return rows[0]?.fenced === true;
+}
+
 /** Drop the job's triggers, functions and changelog rows (idempotent; one table per transaction). */
 export async function dropCapture(c: pg.ClientBase, spec: CaptureSpec, lockTimeoutMs = 2000): Promise<void> {
   const schema = await c.query<{ ok: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS ok', [MOVER_SCHEMA]);

@@ -26,8 +26,8 @@ export interface CutoverSteps {
 export const CUTOVER_STEP_NAMES = ['holdTraffic', 'waitForInFlight', 'fenceSource', 'drainFinalChanges', 'switchRouting', 'installRouting', 'releaseTraffic'] as const;
 
 const DESCRIPTIONS: Record<string, string> = {
-  holdTraffic: 'proxies buffer new queries for the range',
-  waitForInFlight: 'wait until no transaction on the range is open on any proxy',
+  holdTraffic: 'every live proxy buffers new queries for the range',
+  waitForInFlight: 'wait until every live proxy acks the hold: no transaction on the range open there (no ack: abort, never fence)',
   fenceSource: 'source triggers switch from capture to fence (writes to the range raise PT001)',
   drainFinalChanges: 'copy the last changelog entries to the target',
   switchRouting: 'POINT OF NO RETURN: commit the routing version naming the target',

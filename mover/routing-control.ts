@@ -9,6 +9,12 @@ export interface HeldRange {
   /** [lo, hi) of the signed 64-bit hash space; hi may be 2^63. */
   lo: bigint;
   hi: bigint;
+  /**
+   * How long a proxy may keep this hold without hearing from the mover, ms (set by the cutover:
+   * its budget + the install timeout + a margin). A proxy that holds the range for another process's
+   * mover drops the hold by itself after this, so a mover that died holding does not wedge the cluster.
+   */
+  holdMs?: number;
 }
 
 /**
@@ -17,10 +23,15 @@ export interface HeldRange {
  * be placed twice after an aborted attempt.
  *
  * Contract during a cutover, in order:
+ * 0. `beforeCutover()` (optional, outside the pause budget): resolves when no proxy is suspect
+ *    (missed heartbeats but not yet dead), so a dying proxy does not make attempts abort for want of
+ *    its ack; proxies whose heartbeat lapsed past the dead bound are declared dead.
  * 1. `holdRange(r)`: every proxy buffers (does not fail) new statements and new transactions that
  *    would touch the range; statements for other ranges flow on.
- * 2. `waitInFlight(r, timeoutMs)`: resolves when no transaction that touched the range is still
- *    open on any proxy; rejects after timeoutMs (the mover then aborts the cutover).
+ * 2. `waitInFlight(r, timeoutMs)`: resolves when every live proxy acknowledged the hold, i.e. it
+ *    holds the range and no transaction that touched the range is still open there; rejects after
+ *    timeoutMs (the mover then aborts the cutover: the source is never fenced without every live
+ *    proxy's ack; a proxy whose heartbeat is older than the dead bound is declared dead instead).
  * 3. The mover fences the source and commits the new routing version in the catalog.
  * 4. `installVersion(v, timeoutMs)`: resolves when every live proxy routes by version ≥ v (acks),
  *    rejects after timeoutMs (after the point of no return the mover keeps retrying; a proxy that
@@ -30,6 +41,7 @@ export interface HeldRange {
  * held statements run on the source as before.
  */
 export interface RoutingControl {
+  beforeCutover?(): Promise<void>;
   holdRange(range: HeldRange): Promise<void>;
   waitInFlight(range: HeldRange, timeoutMs: number): Promise<void>;
   installVersion(version: number, timeoutMs: number): Promise<void>;
@@ -53,7 +65,7 @@ export interface InProcessProxy {
   installRouting(table: RoutingTable): void;
   routingTable(): RoutingTable;
   holdRange?(range: HeldRange): void;
-  waitInFlight?(range: HeldRange, timeoutMs: number): Promise<void>;
+  waitInFlight?(range: HeldRange, timeoutMs: number): Promise<unknown>;
   releaseRange?(range: HeldRange): void;
 }
 

@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import { ChunkCopier } from './copier.js';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
-import { BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
+import { anyFenced, BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
 import { isTransient, MoverError } from './errors.js';
 import type { Job, JobPatch, TableProgress } from './jobs.js';
@@ -335,6 +335,9 @@ export class JobRun {
 
   private async cutover(): Promise<void> {
     await this.step('state:cutover');
+    // Outside the pause budget: wait out a proxy that missed heartbeats (dead or back) instead of
+    // holding traffic and aborting for want of its ack.
+    await this.m.routing.beforeCutover?.();
     const attempts = (this.job.progress.cutoverAttempts ?? 0) + 1;
     this.job = await this.m.store.patch(this.id, { progress: { cutoverAttempts: attempts } });
     const decision = await runCutover(new LiveCutover(this, this.m), { budgetMs: this.settings.cutoverBudgetMs, installTimeoutMs: this.settings.installTimeoutMs });
@@ -444,6 +447,9 @@ async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: num
 
 /** The real cutover steps of one job run. */
 class LiveCutover implements CutoverSteps {
+  /** fenceSource ran (perhaps in part) in this attempt. */
+  private fenceTried = false;
+
   constructor(private readonly run: JobRun, private readonly m: Mover) {}
 
   private get job(): Job {
@@ -451,7 +457,9 @@ class LiveCutover implements CutoverSteps {
   }
 
   async holdTraffic(): Promise<void> {
-    await this.m.routing.holdRange(this.run.range);
+    // Every proxy holds the range at most this long on its own (the mover releases it sooner).
+    const s = this.run.settings;
+    await this.m.routing.holdRange({ ...this.run.range, holdMs: s.cutoverBudgetMs + s.installTimeoutMs + 2000 });
     await this.m.step(this.job.id, 'cutover:holdTraffic');
   }
 
@@ -460,6 +468,7 @@ class LiveCutover implements CutoverSteps {
   }
 
   async fenceSource(timeoutMs: number): Promise<void> {
+    this.fenceTried = true;
     await setTriggerMode(await this.run.source(), await this.run.spec(), 'fence', timeoutMs, performance.now() + timeoutMs);
     await this.m.step(this.job.id, 'cutover:fenceSource');
   }
@@ -496,7 +505,12 @@ class LiveCutover implements CutoverSteps {
     // outlasts lock_timeout; the job retries it): still fenced, they hit the fence and retry rather
     // than wait without a bound.
     try {
-      await setTriggerMode(await this.run.source(), await this.run.spec(), 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
+      // No fence to lift when this attempt never fenced and no earlier runner left one up (an ack or
+      // in-flight wait timed out): LOCK TABLE would only queue every write to the table behind the
+      // transaction that made the attempt fail, for up to lock_timeout.
+      const src = await this.run.source();
+      const spec = await this.run.spec();
+      if (this.fenceTried || await anyFenced(src, spec)) await setTriggerMode(src, spec, 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
     } finally {
       await this.m.routing.release(this.run.range);
     }

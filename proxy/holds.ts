@@ -9,19 +9,26 @@ export interface HoldRange {
   hi: bigint;
 }
 
+/**
+ * Who placed a hold: this process's mover ('local'), or another proxy's mover through the catalog
+ * ('remote', proxy/cluster/cluster-holds.ts). The two are kept apart, so ending one (a remote hold
+ * reaching its deadline) never ends the other for the same job.
+ */
+export type HoldOwner = 'local' | 'remote';
+
 export class RangeHolds {
-  private holds: HoldRange[] = [];
+  private holds: (HoldRange & { owner: HoldOwner })[] = [];
   private waiters: (() => void)[] = [];
   /** Fast check for the hot path: false almost always. */
   active = false;
 
-  hold(r: HoldRange): void {
-    if (!this.holds.some((h) => h.jobId === r.jobId)) this.holds.push(r);
+  hold(r: HoldRange, owner: HoldOwner = 'local'): void {
+    if (!this.holds.some((h) => h.jobId === r.jobId && h.owner === owner)) this.holds.push({ jobId: r.jobId, keyspaceId: r.keyspaceId, lo: r.lo, hi: r.hi, owner });
     this.active = true;
   }
 
-  release(r: { jobId: number }): void {
-    this.holds = this.holds.filter((h) => h.jobId !== r.jobId);
+  release(r: { jobId: number }, owner: HoldOwner = 'local'): void {
+    this.holds = this.holds.filter((h) => h.jobId !== r.jobId || h.owner !== owner);
     this.active = this.holds.length > 0;
     const waiters = this.waiters;
     this.waiters = [];

@@ -168,20 +168,24 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.holds.release(range);
   }
 
-  /** Resolves when no open transaction of any client touched the range; rejects after the timeout. */
-  async waitInFlight(range: HoldRange, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  /** Is an open transaction of some client on this range (or its first statement in flight)? */
+  rangeInFlight(range: HoldRange): boolean {
+    for (const s of this.sessions.values()) if (s.touchesRange(range.keyspaceId, range.lo, range.hi)) return true;
+    return false;
+  }
+
+  /**
+   * Resolves when no open transaction of any client touched the range; rejects after the timeout.
+   * `stillWanted` (optional) ends the wait early, resolving false, when the hold it serves is gone.
+   */
+  async waitInFlight(range: HoldRange, timeoutMs: number, stillWanted?: () => boolean): Promise<boolean> {
+    const t0 = Date.now();
     for (;;) {
-      let busy = false;
-      for (const s of this.sessions.values()) {
-        if (s.touchesRange(range.keyspaceId, range.lo, range.hi)) {
-          busy = true;
-          break;
-        }
-      }
-      if (!busy) return;
-      if (Date.now() > deadline) throw new Error(`transactions on the range are still open after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 2));
+      if (!this.rangeInFlight(range)) return true;
+      if (stillWanted && !stillWanted()) return false;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`transactions on the range are still open after ${timeoutMs} ms`);
+      // Poll tightly at first (the usual wait is one statement), then gently (a long transaction).
+      await new Promise((r) => setTimeout(r, Date.now() - t0 < 100 ? 2 : 10));
     }
   }
 

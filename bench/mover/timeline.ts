@@ -47,6 +47,10 @@ export class TimedRoutingControl implements RoutingControl {
 
   constructor(private readonly inner: RoutingControl) {}
 
+  async beforeCutover(): Promise<void> {
+    await this.inner.beforeCutover?.();
+  }
+
   async holdRange(range: HeldRange): Promise<void> {
     this.windows.push({ jobId: range.jobId, holdAt: nowMs(), releasedAt: null });
     await this.inner.holdRange(range);

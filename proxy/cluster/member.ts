@@ -38,6 +38,14 @@ export interface MemberOptions {
   flushMs?: number;
   /** Leader-only work on each heartbeat (shard stats sampling, planner loop…). */
   onLeaderTick?: () => Promise<void>;
+  /** More channels to LISTEN on (cutover holds), and where their notifications go. */
+  channels?: string[];
+  onNotification?: (channel: string, payload: string | undefined) => void;
+  /**
+   * Catalog state to re-read besides the routing table (cutover holds): at start, on every
+   * routing poll, and before a proxy that was declared dead calls itself alive again.
+   */
+  onSync?: () => Promise<void>;
 }
 
 export type MemberState = 'starting' | 'alive' | 'degraded' | 'stopped';
@@ -51,6 +59,7 @@ export class ClusterMember {
   /** Snapshots not yet written (the catalog was away): kept, up to a bound, and retried. */
   private pendingFlushes: IntervalSnapshot[] = [];
   private listener: pg.Client | null = null;
+  private listening = false;
   private leaseClient: pg.Client | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -75,6 +84,7 @@ export class ClusterMember {
     this.state = 'alive';
     this.lastHeartbeatOk = Date.now();
     await this.listen().catch((err: Error) => this.log.warn({ err: err.message }, 'LISTEN on the catalog failed; relying on polling'));
+    await this.sync();
     await this.tick();
     const every = (ms: number, fn: () => Promise<void>) => {
       const t = setInterval(() => void fn().catch((err: Error) => this.log.debug({ err: err.message }, 'cluster task failed')), ms);
@@ -82,24 +92,41 @@ export class ClusterMember {
       this.timers.push(t);
     };
     every(this.heartbeatMs, () => this.tick());
-    every(this.opts.pollMs ?? 3000, () => this.checkVersion());
+    every(this.opts.pollMs ?? 3000, async () => {
+      await this.checkVersion();
+      await this.sync();
+    });
     every(this.opts.flushMs ?? 10_000, () => this.flush());
   }
 
   private async listen(): Promise<void> {
+    if (this.listening || this.stopped) return;
+    this.listening = true;
     const c = new pg.Client({ connectionString: this.opts.catalogUrl, application_name: 'pgtide-listen' });
-    c.on('error', () => {
-      this.listener = null;
-    });
-    c.on('end', () => {
-      this.listener = null;
-    });
-    await c.connect();
-    c.on('notification', (n) => {
-      if (n.channel === 'pgtide_routing') void this.checkVersion(Number(n.payload));
-    });
-    await c.query('LISTEN pgtide_routing');
-    this.listener = c;
+    const lost = () => {
+      if (this.listener === c) this.listener = null;
+    };
+    c.on('error', lost);
+    c.on('end', lost);
+    try {
+      await c.connect();
+      c.on('notification', (n) => {
+        if (n.channel === 'pgtide_routing') void this.checkVersion(Number(n.payload));
+        else this.opts.onNotification?.(n.channel, n.payload);
+      });
+      await c.query('LISTEN pgtide_routing');
+      for (const ch of this.opts.channels ?? []) await c.query(`LISTEN ${ch}`);
+      if (this.stopped) {
+        await c.end().catch(() => {});
+        return;
+      }
+      this.listener = c;
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    } finally {
+      this.listening = false;
+    }
   }
 
   /** Install the catalog's routing version when it is newer than ours, then acknowledge it. */
@@ -120,6 +147,12 @@ export class ClusterMember {
     return this.installing;
   }
 
+  /** Re-read the catalog state besides the routing table (cutover holds); errors are logged. */
+  private async sync(): Promise<void> {
+    if (this.stopped || !this.opts.onSync) return;
+    await this.opts.onSync().catch((err: Error) => this.log.warn({ err: err.message }, 'could not read the cutover holds from the catalog'));
+  }
+
   private async ack(): Promise<void> {
     await this.opts.catalog.pool.query('UPDATE pgtide.proxies SET routing_version = $2 WHERE id = $1', [this.proxyId, this.opts.host.routingTable().version]);
   }
@@ -135,12 +168,18 @@ export class ClusterMember {
         // We were declared dead while away: the routing table may have moved on without us.
         this.log.warn({ proxy: this.proxyId }, 'this proxy was marked dead; reloading the routing table before serving as alive');
         await this.checkVersion();
+        await this.sync();
         await this.opts.catalog.pool.query("UPDATE pgtide.proxies SET state = 'alive' WHERE id = $1", [this.proxyId]);
       }
       if (this.state === 'degraded') {
         this.log.info('catalog reachable again');
         await this.checkVersion();
-        if (!this.listener) await this.listen().catch(() => {});
+        await this.sync();
+      }
+      // A lost LISTEN connection (catalog restart) is opened again, and what it may have missed re-read.
+      if (!this.listener && !this.listening && await this.listen().then(() => this.listener !== null, () => false)) {
+        await this.checkVersion();
+        await this.sync();
       }
       this.state = 'alive';
     } catch (err) {

@@ -1803,6 +1803,15 @@ export class ClientSession implements ServerSink, SessionHandle {
           return;
         }
       }
+      // A statement on a range held by a cutover waits before it is routed (as in handle()): after
+      // the switch it may belong to another shard, where its transaction may already live.
+      if (this.ctx.holds.active && bindParams.length === 1) {
+        const bp = bindParams[0]!;
+        if (this.heldBy(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }) && !this.inHeldTransaction()) {
+          this.defer(batch);
+          return;
+        }
+      }
       // Route by the statements actually executed; a batch without Bind (Parse/Describe) may go anywhere.
       let target: { shards: number[]; fanout: boolean } = { shards: [], fanout: false };
       const wanted = new Set<number>();
@@ -1845,10 +1854,6 @@ export class ClientSession implements ServerSink, SessionHandle {
       if (bindParams.length === 1) {
         const bp = bindParams[0]!;
         const bound = { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes };
-        if (this.ctx.holds.active && this.heldBy(bp.stmt.plans, bp.stmt.literals, bound) && !this.inHeldTransaction()) {
-          this.defer(batch);
-          return;
-        }
         this.noteTouched(bp.stmt.plans, bp.stmt.literals, bound);
         this.retryUnit = this.txLinks().length === 0 && !this.clientFailed && endsWithSync ? batch : null;
         this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));

@@ -12,8 +12,8 @@
 //
 // Not covered here: transactions that span shards (two-phase commit in doubt after a kill) and a
 // transaction that reads the moving range before writing it on a proxy that is not the leader
-// (only the leader holds traffic; see non-leader-hold.test.ts): every writer transaction here
-// writes one key, first.
+// (every live proxy holds and acks the range before the fence: see non-leader-hold.test.ts): every
+// writer transaction here writes one key, first.
 //
 // PGTIDE_KILL_SEED=<n> replays one kill plan (the seed is printed on every run).
 import { test, before, after } from 'node:test';
