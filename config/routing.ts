@@ -208,6 +208,13 @@ export class RoutingIndex {
     return result;
   }
 
+  /** The hash ranges of `keyspaceId` that `shardId` owns (sorted, adjacent ranges merged). */
+  ownedRanges(keyspaceId: number, shardId: number): HashRange[] {
+    const ks = this.keyspaces.get(keyspaceId);
+    if (!ks) return [];
+    return mergeRanges(ks.partitions.filter((p) => p.shardId === shardId).map((p) => ({ lo: p.lo, hi: p.hi })));
+  }
+
   /** One shard for a reference-table read, rotating so reads spread over the copies. */
   anyShard(): number {
     const ids = this.shards.filter((s) => s.state === 'active');

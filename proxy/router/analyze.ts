@@ -791,11 +791,22 @@ export class StatementAnalyzer {
   private insertPlan(ctx: DmlContext): StatementPlan {
     const ins = ctx.insert!;
     const info = ins.occ.info;
-    if (ins.select) {
-      return unsupported(`INSERT … SELECT into sharded table ${ins.occ.name} is not supported: the proxy cannot see the shard key of rows the server computes; insert them with VALUES (by key) or COPY`);
-    }
     if (ctx.occurrences.length > 1) {
       return unsupported(`INSERT into sharded table ${ins.occ.name} that reads sharded tables is not supported: the rows would come from several shards`);
+    }
+    if (ins.select) {
+      // Every shard runs the query and keeps the rows it owns: the query must give every shard the
+      // same keys, so nothing volatile may decide them.
+      if (ins.cols.length === 0) {
+        return unsupported(`INSERT … SELECT into sharded table ${ins.occ.name} must name its columns (INSERT INTO ${ins.occ.name} (${info.keyColumn}, …) SELECT …) so that pgtide can find the shard key ${info.keyColumn}`);
+      }
+      const keyPosition = ins.cols.indexOf(info.keyColumn!);
+      if (keyPosition < 0) return unsupported(`INSERT … SELECT into sharded table ${ins.occ.name} must give the shard key column ${info.keyColumn}`);
+      const volatile = volatileCall(ins.select);
+      if (volatile) {
+        return unsupported(`INSERT … SELECT into sharded table ${ins.occ.name} calls ${volatile}(), which would give each shard different rows: every shard runs the query and keeps the rows whose key it owns; compute the values first, or insert them with VALUES or COPY`);
+      }
+      return { kind: 'insert-select', table: ins.occ.name, keyPosition };
     }
     if (ins.cols.length === 0) {
       return unsupported(`INSERT into sharded table ${ins.occ.name} must name its columns (INSERT INTO ${ins.occ.name} (${info.keyColumn}, …) VALUES …) so that pgtide can find the shard key ${info.keyColumn}`);
@@ -831,4 +842,33 @@ interface DmlContext {
   updatesKey: string[];
   /** The sharded table an UPDATE/DELETE at the top level writes. */
   target?: Occurrence;
+}
+
+/**
+ * Functions whose result differs between two runs of the same query (Postgres's volatile ones
+ * that people use to make rows): each shard would see different keys or a different row set.
+ */
+const VOLATILE_FUNCTIONS = new Set(['random', 'random_normal', 'setseed', 'nextval', 'setval', 'currval', 'lastval', 'gen_random_uuid', 'uuid_generate_v1', 'uuid_generate_v1mc', 'uuid_generate_v4', 'clock_timestamp', 'timeofday', 'txid_current', 'pg_current_xact_id']);
+
+/** The first volatile function called anywhere in `node`, or null. */
+function volatileCall(node: unknown): string | null {
+  if (Array.isArray(node)) {
+    for (const n of node) {
+      const v = volatileCall(n);
+      if (v) return v;
+    }
+    return null;
+  }
+  if (node === null || typeof node !== 'object') return null;
+  const fc = (node as Node).FuncCall;
+  if (fc) {
+    const fname = names(fc.funcname);
+    const last = fname[fname.length - 1];
+    if (last && VOLATILE_FUNCTIONS.has(last)) return last;
+  }
+  for (const v of Object.values(node as Record<string, unknown>)) {
+    const found = volatileCall(v);
+    if (found) return found;
+  }
+  return null;
 }

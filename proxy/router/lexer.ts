@@ -632,3 +632,63 @@ export function findValuesRows(sql: string, start: number, end: number): [number
   }
   return rows;
 }
+
+/**
+ * The query of an `INSERT INTO t (cols) <query> [ON CONFLICT …] [RETURNING …]` statement spanning
+ * [start, end): the [start, end) span of <query>, which begins after the column list (and an
+ * OVERRIDING … VALUE clause) and ends before a top-level ON CONFLICT or RETURNING, or at the end
+ * of the statement (without a trailing ';'). null when the statement has no column list.
+ */
+export function findInsertQuery(sql: string, start: number, end: number): [number, number] | null {
+  const word = (i: number): string => asciiLower(sql.slice(i, tokenEnd(sql, i, end)));
+  let i = start;
+  // The column list: the first top-level '(' of the statement.
+  for (;;) {
+    i = skipSpaceAndComments(sql, i, end);
+    if (i >= end) return null;
+    if (sql.charCodeAt(i) === C.LParen) break;
+    i = tokenEnd(sql, i, end);
+  }
+  let depth = 0;
+  while (i < end) {
+    const ch = sql.charCodeAt(i);
+    if (ch === C.LParen) depth++;
+    else if (ch === C.RParen) depth--;
+    if (ch === C.LParen || ch === C.RParen) {
+      i++;
+      if (depth === 0) break;
+      continue;
+    }
+    const s = skipSpaceAndComments(sql, i, end);
+    i = s !== i ? s : tokenEnd(sql, i, end);
+  }
+  i = skipSpaceAndComments(sql, i, end);
+  if (word(i) === 'overriding') {
+    for (let k = 0; k < 3; k++) i = skipSpaceAndComments(sql, tokenEnd(sql, skipSpaceAndComments(sql, i, end), end), end);
+  }
+  const queryStart = i;
+  let queryEnd = end;
+  depth = 0;
+  while (i < end) {
+    i = skipSpaceAndComments(sql, i, end);
+    if (i >= end) break;
+    const ch = sql.charCodeAt(i);
+    if (ch === C.LParen || ch === C.RParen) {
+      depth += ch === C.LParen ? 1 : -1;
+      i++;
+      continue;
+    }
+    const t = tokenEnd(sql, i, end);
+    if (depth === 0) {
+      const w = asciiLower(sql.slice(i, t));
+      if (w === 'returning' || (w === 'on' && word(skipSpaceAndComments(sql, t, end)) === 'conflict')) {
+        queryEnd = i;
+        break;
+      }
+    }
+    i = t;
+  }
+  // Trailing blanks and ';' belong to the statement, not to the query.
+  while (queryEnd > queryStart && /[\s;]/.test(sql[queryEnd - 1]!)) queryEnd--;
+  return queryEnd > queryStart ? [queryStart, queryEnd] : null;
+}

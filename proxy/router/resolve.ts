@@ -226,6 +226,7 @@ export function resolveShards(plan: StatementPlan, literals: readonly string[], 
       return [...new Set(resolveRowShards(plan, literals, bound, index))].sort((a, b) => a - b);
     case 'scatter-read':
     case 'broadcast':
+    case 'insert-select':
       return 'all';
     case 'reference-read':
       return [index.anyShard()];

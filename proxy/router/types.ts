@@ -36,6 +36,11 @@ export type StatementPlan =
    * text (they move with literal lengths), found by the lexer on every call.
    */
   | { kind: 'insert-rows'; table: string; keys: KeyRef[]; rowSpans: [number, number][]; head: [number, number]; tail: [number, number] }
+  /**
+   * INSERT INTO t (cols) SELECT … whose query reads no sharded table: every shard runs it and keeps
+   * the rows whose key (output column `keyPosition`) it owns (see proxy/session/insert-select.ts).
+   */
+  | { kind: 'insert-select'; table: string; keyPosition: number }
   | { kind: 'scatter-read'; tables: string[] }
   | { kind: 'broadcast'; reason: 'ddl' | 'write-without-key' | 'reference-write' | 'utility'; tables: string[] }
   | { kind: 'reference-read'; tables: string[] }

@@ -25,7 +25,7 @@ import { LRUCache } from 'lru-cache';
 import type { HashRange } from '../../config/routing.js';
 import { relationKey } from '../../config/routing.js';
 import type { KeyType, TableInfo } from '../../config/types.js';
-import { HASH_END } from '../../config/types.js';
+import { anyRangeSql, hashSql } from '../../config/hash-sql.js';
 import { byteToChar, quoteIdent, tokenize, type Tok } from './sql-text.js';
 import { ScatterError } from './values.js';
 
@@ -46,25 +46,9 @@ interface Edit {
   text: string;
 }
 
-/** Postgres's extended hash of a key column (the partition hash; int2/int4 hash as int8). */
-function hashOf(t: KeyType, col: string): string {
-  switch (t) {
-    case 'int2': case 'int4': case 'int8': return `hashint8extended(${col}::int8, 0)`;
-    case 'text': case 'varchar': return `hashtextextended(${col}::text, 0)`;
-    case 'uuid': return `uuid_hash_extended(${col}, 0)`;
-  }
-}
-
 /** `NOT COALESCE(<hash in any range>, false)`: true for rows outside every range (and NULL keys). */
 export function outsideRanges(info: TableInfo, col: string, ranges: readonly HashRange[]): string {
-  const h = hashOf(info.keyType!, col);
-  const one = (r: HashRange): string => {
-    const parts = [`${h} >= '${r.lo}'::int8`];
-    if (r.hi < HASH_END) parts.push(`${h} < '${r.hi}'::int8`);
-    return parts.join(' AND ');
-  };
-  const any = ranges.map((r) => `(${one(r)})`).join(' OR ');
-  return `NOT COALESCE(${any}, false)`;
+  return `NOT COALESCE(${anyRangeSql(hashSql(info.keyType!, col), ranges)}, false)`;
 }
 
 /** Identifier as Postgres folds it: unquoted → ASCII lower case, quoted → as written. */

@@ -24,6 +24,7 @@ import { toErrorFields, ProtocolError } from '../protocol/errors.js';
 import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
 import { buildBind, buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
+import { insertSelectForShard } from './insert-select.js';
 import { splitInsertRows } from './insert-split.js';
 import { parseSetval, shardSetvalSql } from './setval.js';
 import { ScatterMerger, ScatterPlanCache, StrayFilterCache, type ScatterPlan } from '../scatter/index.js';
@@ -143,7 +144,7 @@ function seesRows(plan: StatementPlan): boolean {
 
 /** A statement that changes rows (not DDL or utility commands, which cannot always run in a transaction block). */
 function isDataWrite(plan: StatementPlan): boolean {
-  if (plan.kind === 'insert-rows') return true;
+  if (plan.kind === 'insert-rows' || plan.kind === 'insert-select') return true;
   if (plan.kind === 'keyed') return plan.write;
   return plan.kind === 'broadcast' && (plan.reason === 'write-without-key' || plan.reason === 'reference-write');
 }
@@ -582,7 +583,7 @@ export class ClientSession implements ServerSink, SessionHandle {
         if (info?.keyspaceId === undefined) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
         if (p ? this.ctx.holds.holdsHash(info.keyspaceId, this.hashSlot) : this.ctx.holds.holdsKeyspace(info.keyspaceId)) return true;
-      } else if (plan.kind === 'insert-rows' || plan.kind === 'copy') {
+      } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'copy') {
         const ks = index.table(plan.table)?.keyspaceId;
         if (ks !== undefined && this.ctx.holds.holdsKeyspace(ks)) return true;
       } else if (plan.kind === 'scatter-read' || plan.kind === 'broadcast') {
@@ -637,7 +638,7 @@ export class ClientSession implements ServerSink, SessionHandle {
         if (info?.keyspaceId === undefined) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
         this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0) : null });
-      } else if (plan.kind === 'insert-rows' || plan.kind === 'scatter-read' || plan.kind === 'broadcast' || plan.kind === 'copy') {
+      } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'scatter-read' || plan.kind === 'broadcast' || plan.kind === 'copy') {
         const tables = 'tables' in plan ? plan.tables : [plan.table];
         for (const t of tables) {
           const ks = index.table(t)?.keyspaceId;
@@ -885,7 +886,7 @@ export class ClientSession implements ServerSink, SessionHandle {
       this.recTable = plan.tables[0] ?? null;
       this.recWrite = plan.kind === 'broadcast';
       this.recording = this.recTable !== null;
-    } else if (plan.kind === 'insert-rows') {
+    } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select') {
       this.recTable = plan.table;
       this.recWrite = true;
       this.recording = true;
@@ -1317,6 +1318,9 @@ export class ClientSession implements ServerSink, SessionHandle {
       const head = sql.slice(plan.head[0], plan.head[1]);
       const tail = sql.slice(plan.tail[0], plan.tail[1]);
       for (const [shard, rows] of rowsByShard) perShard.set(shard, buildQuery(`${head}${rows.join(', ')}${tail}`));
+    } else if (plan.kind === 'insert-select') {
+      const index = this.ctx.routing();
+      for (const s of shards) perShard.set(s, buildQuery(insertSelectForShard(sql, plan, index, s)));
     } else if (isScatterRead(plan)) {
       // Each shard runs the rewritten query; the merger turns the answers into the client's.
       const index = this.ctx.routing();
@@ -1350,9 +1354,14 @@ export class ClientSession implements ServerSink, SessionHandle {
    * holds rows it does not own; the batch itself elsewhere.
    */
   private strayBatch(planned: PlannedMessage[], shardId: number): PlannedMessage[] {
+    return this.shardBatch(planned, (sql) => strayFilters.forShard(sql, this.ctx.routing(), shardId));
+  }
+
+  /** An extended batch whose bound statement is swapped for `textFor(its text)` (when that differs). */
+  private shardBatch(planned: PlannedMessage[], textFor: (sql: string) => string): PlannedMessage[] {
     const stmt = planned.find((p) => p.msg.code === FrontendCode.Bind)?.stmt;
     if (!stmt) return planned;
-    const text = strayFilters.forShard(stmt.reg.sql, this.ctx.routing(), shardId);
+    const text = textFor(stmt.reg.sql);
     if (text === stmt.reg.sql) return planned;
     const types = stmt.reg.paramTypes;
     const shardStmt: ClientStatement = {
@@ -1833,6 +1842,12 @@ export class ClientSession implements ServerSink, SessionHandle {
             const rewritten = this.scatterBatch(planned, bp.stmt, scatter);
             const perShard = new Map(t.shards.map((s) => [s, this.strayBatch(rewritten.planned, s)]));
             this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), scatter, { describeToClient: rewritten.describeToClient });
+            return;
+          }
+          if (plan.kind === 'insert-select') {
+            const index = this.ctx.routing();
+            const perShard = new Map(t.shards.map((s) => [s, this.shardBatch(planned, (sql) => insertSelectForShard(sql, plan, index, s))]));
+            this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), null, null, true);
             return;
           }
           if (plan.kind === 'insert-rows') {

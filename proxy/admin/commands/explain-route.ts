@@ -21,6 +21,8 @@ function describe(plan: StatementPlan): { kind: string; tables: string; detail: 
       return { kind: plan.write ? 'single-shard write' : 'single-shard read', tables: plan.table, detail: `by key: ${plan.keys.map(keyText).join(', ')}` };
     case 'insert-rows':
       return { kind: 'insert split per shard', tables: plan.table, detail: `${plan.keys.length} rows` };
+    case 'insert-select':
+      return { kind: 'insert … select on every shard', tables: plan.table, detail: `each shard keeps the rows whose key (column ${plan.keyPosition + 1}) it owns` };
     case 'scatter-read':
       return { kind: 'scatter read', tables: plan.tables.join(', '), detail: 'no usable shard key' };
     case 'broadcast':

@@ -1,7 +1,7 @@
 // Tests for the normalizing lexer: exact literal values, shapes, statement spans, VALUES rows.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { findValuesRows, lex } from '../../../proxy/router/lexer.js';
+import { findInsertQuery, findValuesRows, lex } from '../../../proxy/router/lexer.js';
 
 function lits(sql: string): string[] {
   return lex(sql).literals;
@@ -92,5 +92,22 @@ describe('findValuesRows', () => {
   it('ignores a VALUES inside a CTE', () => {
     const sql = 'WITH v AS (VALUES (9)) INSERT INTO t (a) VALUES (1),(2)';
     assert.deepEqual(findValuesRows(sql, 0, sql.length).map(([s, e]) => sql.slice(s, e)), ['(1)', '(2)']);
+  });
+});
+
+describe('findInsertQuery', () => {
+  const q = (sql: string): string | null => {
+    const span = findInsertQuery(sql, 0, sql.length);
+    return span ? sql.slice(span[0], span[1]) : null;
+  };
+  it('is the text between the column list and ON CONFLICT / RETURNING / the end', () => {
+    assert.equal(q('INSERT INTO t (a, b) SELECT g, 1 FROM generate_series(1, 3) g;'), 'SELECT g, 1 FROM generate_series(1, 3) g');
+    assert.equal(q('insert into s.t as x (a) (select 1) on conflict (a) do nothing returning *'), '(select 1)');
+    assert.equal(q("INSERT INTO t (a) SELECT x FROM u JOIN v ON u.k = v.k WHERE s = ' on conflict ' RETURNING a"), "SELECT x FROM u JOIN v ON u.k = v.k WHERE s = ' on conflict '");
+    assert.equal(q('INSERT INTO t (a) OVERRIDING SYSTEM VALUE SELECT 1 -- note\n'), 'SELECT 1 -- note');
+    assert.equal(q('INSERT INTO "T(" ("a)") VALUES (1)'), 'VALUES (1)');
+  });
+  it('is null without a column list', () => {
+    assert.equal(q('INSERT INTO t SELECT 1'), null);
   });
 });
