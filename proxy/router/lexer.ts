@@ -571,6 +571,23 @@ function tokenEnd(sql: string, i: number, end: number): number {
   return i + 1;
 }
 
+/** Just past the ')' that closes the '(' at `i` (strings, quoted names and comments skipped). */
+function closingParenEnd(sql: string, i: number, end: number): number {
+  let depth = 0;
+  while (i < end) {
+    const ch = sql.charCodeAt(i);
+    if (ch === C.LParen || ch === C.RParen) {
+      depth += ch === C.LParen ? 1 : -1;
+      i++;
+      if (depth === 0) break;
+      continue;
+    }
+    const s = skipSpaceAndComments(sql, i, end);
+    i = s !== i ? s : tokenEnd(sql, i, end);
+  }
+  return i;
+}
+
 /**
  * The "( … )" rows after the first top-level VALUES keyword of an INSERT statement spanning
  * [start, end): their [start, end) char spans, in order. Used to cut a multi-row INSERT into one
@@ -608,23 +625,7 @@ export function findValuesRows(sql: string, start: number, end: number): [number
     i = skipSpaceAndComments(sql, i, end);
     if (sql.charCodeAt(i) !== C.LParen) break;
     const rowStart = i;
-    depth = 0;
-    while (i < end) {
-      const ch = sql.charCodeAt(i);
-      if (ch === C.LParen) depth++;
-      else if (ch === C.RParen) depth--;
-      if (ch === C.LParen || ch === C.RParen) {
-        i++;
-        if (depth === 0) break;
-        continue;
-      }
-      const s = skipSpaceAndComments(sql, i, end);
-      if (s !== i) {
-        i = s;
-        continue;
-      }
-      i = tokenEnd(sql, i, end);
-    }
+    i = closingParenEnd(sql, i, end);
     rows.push([rowStart, i]);
     i = skipSpaceAndComments(sql, i, end);
     if (sql.charCodeAt(i) !== C.Comma) break;
@@ -649,26 +650,13 @@ export function findInsertQuery(sql: string, start: number, end: number): [numbe
     if (sql.charCodeAt(i) === C.LParen) break;
     i = tokenEnd(sql, i, end);
   }
-  let depth = 0;
-  while (i < end) {
-    const ch = sql.charCodeAt(i);
-    if (ch === C.LParen) depth++;
-    else if (ch === C.RParen) depth--;
-    if (ch === C.LParen || ch === C.RParen) {
-      i++;
-      if (depth === 0) break;
-      continue;
-    }
-    const s = skipSpaceAndComments(sql, i, end);
-    i = s !== i ? s : tokenEnd(sql, i, end);
-  }
-  i = skipSpaceAndComments(sql, i, end);
+  i = skipSpaceAndComments(sql, closingParenEnd(sql, i, end), end);
   if (word(i) === 'overriding') {
     for (let k = 0; k < 3; k++) i = skipSpaceAndComments(sql, tokenEnd(sql, skipSpaceAndComments(sql, i, end), end), end);
   }
   const queryStart = i;
   let queryEnd = end;
-  depth = 0;
+  let depth = 0;
   while (i < end) {
     i = skipSpaceAndComments(sql, i, end);
     if (i >= end) break;
