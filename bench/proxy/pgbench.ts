@@ -189,7 +189,8 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     say('pgbench is not installed: skipping the proxy benchmark (apt-get install postgresql-client)');
     return { skipped: 'pgbench not installed' };
   }
-  const clientsList = opts.clients ?? [1, 8, 32];
+  // BENCH_CLIENTS=8 (comma-separated) narrows a run to the client counts of interest.
+  const clientsList = opts.clients ?? (process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(",").map(Number) : [1, 8, 32]);
   const seconds = opts.seconds ?? Number(process.env.BENCH_SECONDS ?? 5);
   const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
   const poolSize = opts.poolSize ?? 16;
