@@ -38,6 +38,13 @@ export const DEFAULT_SHORTAGE_FILL = 0.9;
  */
 export const DEFAULT_UPPER_FILL = 0.85;
 
+/**
+ * 25 %: a partition over its forecast whose measured load rose more than this in one interval is
+ * surging (an unannounced flash crowd ramps 2.5× → 3.8× → 5× in 5-minute steps); diurnal growth
+ * is a few percent per interval, and the noise of a one-cell range ~11 %.
+ */
+export const DEFAULT_SURGE_RISE = 0.25;
+
 export const DEFAULT_KNOBS: PlannerKnobs = {
   hysteresis: DEFAULT_HYSTERESIS,
   cooldownSeconds: DEFAULT_COOLDOWN_SECONDS,
@@ -50,6 +57,7 @@ export const DEFAULT_KNOBS: PlannerKnobs = {
   maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
   shortageFill: DEFAULT_SHORTAGE_FILL,
   upperFill: DEFAULT_UPPER_FILL,
+  surgeRise: DEFAULT_SURGE_RISE,
 };
 
 export type ShardingStrategy = 'split' | 'merge' | 'none';
@@ -135,6 +143,7 @@ export function resolveKnobs(k: Partial<PlannerKnobs> | undefined): PlannerKnobs
   }
   if (!(knobs.shortageFill >= 0 && knobs.shortageFill <= 1)) throw new InvalidThresholdsError(`shortageFill must be in [0, 1], got ${knobs.shortageFill}`);
   if (!(knobs.upperFill >= 0 && knobs.upperFill <= 1)) throw new InvalidThresholdsError(`upperFill must be in [0, 1], got ${knobs.upperFill}`);
+  if (!(knobs.surgeRise >= 0 && Number.isFinite(knobs.surgeRise))) throw new InvalidThresholdsError(`surgeRise must be a finite number ≥ 0, got ${knobs.surgeRise}`);
   return knobs;
 }
 

@@ -86,6 +86,8 @@ interface Work {
   center: Float64Array;
   /** Step index where the measured load replaced the forecast (reactive), or -1. */
   missUntil: number;
+  /** Set when the measured load is surging (see PlannerKnobs.surgeRise): what stands in for the forecast. */
+  surge?: { actual: number; previous: number; standIn: number };
   samples: WeightedHash[];
   frozen: boolean;
   locked: boolean;
@@ -207,6 +209,7 @@ export function planResharding(input: PlannerInput): Plan {
   const grid: Grid = { nowMs: now, stepMs, steps };
   const holdSteps = Math.max(1, Math.ceil((knobs.missHoldSeconds * 1000) / stepMs));
   const actualById = new Map((input.actual ?? []).map((a) => [a.partitionId, a.load]));
+  const previousById = new Map((input.actual ?? []).filter((a) => a.previous !== undefined).map((a) => [a.partitionId, a.previous!]));
   const sizeById = new Map((input.sizes ?? []).map((s) => [s.partitionId, s]));
   const samplesById = new Map((input.keySamples ?? []).map((k) => [k.partitionId, k.samples]));
   const jobByPartition = new Map((input.runningJobs ?? []).map((j) => [j.partitionId, j]));
@@ -296,19 +299,28 @@ export function planResharding(input: PlannerInput): Plan {
     }
     if (actual !== undefined && Number.isFinite(actual) && actual > w.upper[0]!) {
       w.missUntil = Math.min(steps, holdSteps);
+      // A surge (more than surgeRise up in one interval, above the forecast) is taken to rise once
+      // more by as much: acting on the last measurement alone answers a flash crowd one plan late,
+      // when its shard is already hot and every copy off it is throttled.
+      const previous = previousById.get(p.id);
+      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise);
+      const standIn = surging ? actual + (actual - previous!) : actual;
+      if (surging) w.surge = { actual, previous: previous!, standIn };
       for (let i = 0; i < w.missUntil; i++) {
-        w.upper[i] = Math.max(w.upper[i]!, actual);
-        w.mean[i] = Math.max(w.mean[i]!, actual);
-        w.p50[i] = Math.max(w.p50[i]!, actual);
+        w.upper[i] = Math.max(w.upper[i]!, standIn);
+        w.mean[i] = Math.max(w.mean[i]!, standIn);
+        w.p50[i] = Math.max(w.p50[i]!, standIn);
       }
-      if (actual > t.partitionMaxLoad && (f.steps[0] ? forecastAtNow(f) : 0) <= t.partitionMaxLoad) {
+      if (standIn > t.partitionMaxLoad && (f.steps[0] ? forecastAtNow(f) : 0) <= t.partitionMaxLoad) {
         misses.push({
           partitionId: p.id,
           atMs: now,
           actual,
           forecastP90: forecastAtNow(f),
           limit: t.partitionMaxLoad,
-          message: `partition ${p.id} measured ${fmtLoad(actual)} against a forecast p90 of ${fmtLoad(forecastAtNow(f))}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`,
+          message: surging
+            ? `partition ${p.id} measured ${fmtLoad(actual)} (up from ${fmtLoad(previous!)} the interval before) against a forecast p90 of ${fmtLoad(forecastAtNow(f))}; surging towards ${fmtLoad(standIn)}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`
+            : `partition ${p.id} measured ${fmtLoad(actual)} against a forecast p90 of ${fmtLoad(forecastAtNow(f))}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`,
         });
       }
     }
@@ -406,7 +418,9 @@ export function planResharding(input: PlannerInput): Plan {
       const pred = predictedAt(w, pk, t.partitionMaxLoad);
       cause =
         trigger === 'reactive'
-          ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.upper[0]!)} now, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
+          ? w.surge
+            ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.surge.actual)} now, up from ${fmtLoad(w.surge.previous)} the interval before, and is taken to reach ${fmtLoad(w.surge.standIn)} before the next measurement, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
+            : `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.upper[0]!)} now, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
           : `partition ${w.id} ${describeRange(w.lo, w.hi)} is forecast to reach ${loadText(pred)}, above its limit of ${fmtLoad(t.partitionMaxLoad)}` +
             (crossing > 0 ? `; it crosses the limit at ${fmtTime(now + crossing * stepMs)}` : '');
     } else if (tooBig) {

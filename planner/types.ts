@@ -96,6 +96,12 @@ export interface PlannerKnobs {
    * itself to the cap (the plain rule).
    */
   upperFill: number;
+  /**
+   * Relative rise over one measurement interval (0.25 = 25 %) above which a partition measured
+   * over its forecast is taken to be surging: its stand-in load is the measured load plus that
+   * rise once more (the load by the time the next measurement could be acted on). 0 turns it off.
+   */
+  surgeRise: number;
 }
 
 export type ActionKind = 'split' | 'merge' | 'move' | 'add-shard' | 'drain-shard';
@@ -132,6 +138,12 @@ export interface MoverModel {
 export interface ActualLoad {
   partitionId: number;
   load: number;
+  /**
+   * Load measured in the interval before that one, if known. A partition above its forecast whose
+   * load rose by more than surgeRise over the last interval is a surge: the planner takes it to rise
+   * once more by as much before the next measurement can be acted on.
+   */
+  previous?: number;
 }
 
 export interface PlannerInput {
