@@ -627,6 +627,14 @@ export function planResharding(input: PlannerInput): Plan {
   let shortageText = '';
   const addDraftFor = new Map<number, Draft>();
   const movedThisPlan = new Set<Work>();
+  /** Shards a copy runs off now (their partitions' move jobs), and those this placement pass evacuates. */
+  const copyingFrom = new Set<number>();
+  for (const j of input.runningJobs ?? []) {
+    if (j.kind !== 'move') continue;
+    const p = input.routing.partitions.find((x) => x.id === j.partitionId);
+    if (p && p.shardId !== j.toShard) copyingFrom.add(p.shardId);
+  }
+  const evacuated = new Set<number>();
   // A drain in progress is finished before anything else: its partitions go where they fit.
   for (const s of shards.values()) {
     if (!s.draining) continue;
@@ -762,6 +770,7 @@ export function planResharding(input: PlannerInput): Plan {
   }
 
   function placeOverloaded(): void {
+  evacuated.clear();
   const overloaded = [...shards.values()].filter((s) => overAt(s) >= 0).sort((a, b) => maxOf(b.series, look) / b.cap - maxOf(a.series, look) / a.cap);
   for (const s of overloaded) {
     const pk = peakIndex(s.series.subarray(0, look));
@@ -771,9 +780,18 @@ export function planResharding(input: PlannerInput): Plan {
     while (overAt(s) >= 0 && guard++ < 256) {
       // Each move is due by the crossing that remains once the moves before it are done.
       const crossing = overAt(s);
+      // A shard surging over its cap now gets one copy off it at a time: each concurrent copy adds
+      // its own load to a shard that has none to spare, and all of them run throttled. The rest
+      // waits for a later plan, which sees the copy running and what remains.
+      const surgingNow = crossing === 0 && current.some((w) => w.shard === s.id && w.surge !== undefined);
+      if (surgingNow && (copyingFrom.has(s.id) || evacuated.has(s.id))) {
+        reasons.push({ code: 'job-running', shardId: s.id, message: `shard ${s.id} is over its cap now with a surge, and a copy off it is ${copyingFrom.has(s.id) ? 'running' : 'planned'}: one copy at a time off a hot shard; the rest waits for the next plan` });
+        break;
+      }
       const pick = chooseMove(s);
       if (pick) {
         applyMove(pick.w, s, pick.target, crossing, pk, before, reactive);
+        if (surgingNow) evacuated.add(s.id);
         continue;
       }
       // A spare only helps if something on this shard would fit on an empty one.
@@ -850,10 +868,28 @@ export function planResharding(input: PlannerInput): Plan {
     return stretching ? look : steps;
   }
 
+  /**
+   * The move placement makes next off s, if any. A shard over its cap now because of a surge sheds
+   * the surging ranges first (most load per byte: the copy off a hot shard is throttled, and every
+   * concurrent copy adds its own overhead); when they fit on no shard, undefined asks the caller for
+   * a spare for them, rather than moving many cold partitions off the hot shard one at a time.
+   */
   function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
+    const movable = movableFrom(s);
+    const hot = overAt(s) === 0 ? movable.filter((w) => w.surge !== undefined) : [];
+    if (hot.length) {
+      const pick = bestMove(s, hot);
+      if (pick) return pick;
+      const spareRoom = spares.reduce((a, x) => Math.max(a, x.capacity * uCap * (1 - knobs.hysteresis)), 0);
+      if (!blockSpares && hot.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap)), targetSteps()) <= spareRoom)) return undefined;
+    }
+    return bestMove(s, movable);
+  }
+
+  function bestMove(s: ShardState, candidates: Work[]): { w: Work; target: ShardState } | undefined {
     let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
     const worst = peakIndex(s.series.subarray(0, look));
-    for (const w of movableFrom(s)) {
+    for (const w of candidates) {
       const after = s.load.seriesWith(w, -1);
       const fixes = firstAbove(after.subarray(0, look), s.cap) < 0;
       for (const target of shards.values()) {
@@ -1098,7 +1134,18 @@ export function planResharding(input: PlannerInput): Plan {
     return drafts.some((x) => x.deps.includes(d));
   }
 
-  const ordered = drafts.slice().sort((a, b) => a.startAtMs! - b.startAtMs! || a.key - b.key);
+  // Among steps due at the same time, what answers a crossing now comes first (with the steps it
+  // depends on): the executor starts moves in plan order with maxConcurrentMoves slots, and an
+  // evacuation queued behind moves due in an hour leaves its shard over the limit meanwhile.
+  const urgentChain = new Set<Draft>();
+  const markUrgent = (d: Draft): void => {
+    if (urgentChain.has(d)) return;
+    urgentChain.add(d);
+    for (const x of d.deps) markUrgent(x);
+  };
+  for (const d of drafts) if (d.urgent && d.startAtMs === now) markUrgent(d);
+  const rank = (d: Draft) => (urgentChain.has(d) ? 0 : 1);
+  const ordered = drafts.slice().sort((a, b) => a.startAtMs! - b.startAtMs! || rank(a) - rank(b) || a.key - b.key);
   const numberOf = new Map<Draft, number>();
   ordered.forEach((d, i) => numberOf.set(d, i + 1));
   const planSteps: PlanStep[] = ordered.map((d) => ({
