@@ -45,6 +45,9 @@ export const DEFAULT_UPPER_FILL = 0.85;
  */
 export const DEFAULT_SURGE_RISE = 0.25;
 
+/** 30 s: a surging partition is cut into pieces of 3 GB at the bench mover's 100 MB/s (2 minutes at the quarter speed of a hot shard). */
+export const DEFAULT_SURGE_PIECE_SECONDS = 30;
+
 export const DEFAULT_KNOBS: PlannerKnobs = {
   hysteresis: DEFAULT_HYSTERESIS,
   cooldownSeconds: DEFAULT_COOLDOWN_SECONDS,
@@ -58,6 +61,7 @@ export const DEFAULT_KNOBS: PlannerKnobs = {
   shortageFill: DEFAULT_SHORTAGE_FILL,
   upperFill: DEFAULT_UPPER_FILL,
   surgeRise: DEFAULT_SURGE_RISE,
+  surgePieceSeconds: DEFAULT_SURGE_PIECE_SECONDS,
 };
 
 export type ShardingStrategy = 'split' | 'merge' | 'none';
@@ -143,6 +147,7 @@ export function resolveKnobs(k: Partial<PlannerKnobs> | undefined): PlannerKnobs
   }
   if (!(knobs.shortageFill >= 0 && knobs.shortageFill <= 1)) throw new InvalidThresholdsError(`shortageFill must be in [0, 1], got ${knobs.shortageFill}`);
   if (!(knobs.upperFill >= 0 && knobs.upperFill <= 1)) throw new InvalidThresholdsError(`upperFill must be in [0, 1], got ${knobs.upperFill}`);
+  if (!(knobs.surgePieceSeconds >= 0 && Number.isFinite(knobs.surgePieceSeconds))) throw new InvalidThresholdsError(`surgePieceSeconds must be a finite number ≥ 0, got ${knobs.surgePieceSeconds}`);
   if (!(knobs.surgeRise >= 0 && Number.isFinite(knobs.surgeRise))) throw new InvalidThresholdsError(`surgeRise must be a finite number ≥ 0, got ${knobs.surgeRise}`);
   return knobs;
 }

@@ -67,6 +67,9 @@ import type {
   Thresholds,
 } from './types.js';
 
+/** A surging partition is cut into at most this many pieces at once. */
+const MAX_SURGE_PIECES = 16;
+
 /** Grid step when no forecast says otherwise: 15 min. */
 export const DEFAULT_STEP_SECONDS = 15 * 60;
 
@@ -413,6 +416,14 @@ export function planResharding(input: PlannerInput): Plan {
     if (strategy === 'split') {
       k = splitCount(peak, t.partitionMaxLoad, knobs.splitFill);
       result = findSplitPoints(w.lo, w.hi, w.samples, k);
+      // A surge is cut into pieces small enough to copy quickly off its (hot, throttled) shard. The
+      // key samples cover the last hour, not where the surge is, so the pieces are even in bytes.
+      const pieceBytes = input.mover.throughputBytesPerSec * knobs.surgePieceSeconds;
+      if (w.surge && knobs.surgePieceSeconds > 0 && w.bytes > k * pieceBytes) {
+        const even = Math.min(MAX_SURGE_PIECES, Math.ceil(w.bytes / pieceBytes));
+        const mid = midpointSplit(w.lo, w.hi, even);
+        result = { ...mid, shares: w.samples.length ? sharesFromSamples(w.lo, w.hi, w.samples, mid.points) : mid.shares };
+      }
       const reactive = w.missUntil > 0 && crossing >= 0 && crossing < w.missUntil && w.upper[crossing]! > (forecastById.get(w.id) ? forecastAtNow(forecastById.get(w.id)!) : 0);
       trigger = crossing === 0 && reactive ? 'reactive' : 'forecast';
       const pred = predictedAt(w, pk, t.partitionMaxLoad);
@@ -776,14 +787,14 @@ export function planResharding(input: PlannerInput): Plan {
     const pk = peakIndex(s.series.subarray(0, look));
     const reactive = misses.some((m) => m.shardId === s.id) || (overAt(s) === 0 && current.some((w) => w.shard === s.id && w.missUntil > 0));
     const before = s.series.slice();
+    // A shard surging over its cap now gets one copy off it at a time: each concurrent copy adds
+    // its own load to a shard that has none to spare, and all of them run throttled. The rest
+    // (also what is due later) waits for a later plan, which sees the copy running and what remains.
+    const surgingNow = overAt(s) === 0 && current.some((w) => w.shard === s.id && w.surge !== undefined);
     let guard = 0;
     while (overAt(s) >= 0 && guard++ < 256) {
       // Each move is due by the crossing that remains once the moves before it are done.
       const crossing = overAt(s);
-      // A shard surging over its cap now gets one copy off it at a time: each concurrent copy adds
-      // its own load to a shard that has none to spare, and all of them run throttled. The rest
-      // waits for a later plan, which sees the copy running and what remains.
-      const surgingNow = crossing === 0 && current.some((w) => w.shard === s.id && w.surge !== undefined);
       if (surgingNow && (copyingFrom.has(s.id) || evacuated.has(s.id))) {
         reasons.push({ code: 'job-running', shardId: s.id, message: `shard ${s.id} is over its cap now with a surge, and a copy off it is ${copyingFrom.has(s.id) ? 'running' : 'planned'}: one copy at a time off a hot shard; the rest waits for the next plan` });
         break;

@@ -102,6 +102,12 @@ export interface PlannerKnobs {
    * rise once more (the load by the time the next measurement could be acted on). 0 turns it off.
    */
   surgeRise: number;
+  /**
+   * A surging partition that must split is cut into even pieces of at most this many seconds of
+   * copying at the mover's full throughput, so the piece that carries the surge can leave its hot
+   * shard (where the mover is throttled) quickly. 0 splits it like any other partition.
+   */
+  surgePieceSeconds: number;
 }
 
 export type ActionKind = 'split' | 'merge' | 'move' | 'add-shard' | 'drain-shard';
