@@ -412,6 +412,7 @@ export function planResharding(input: PlannerInput): Plan {
     let result: SplitResult | null;
     let trigger: PlanStep['trigger'] = 'forecast';
     let cause: string;
+    let evenForSurge = false;
     const crossing = strategy === 'split' ? firstAbove(splitLoad, t.partitionMaxLoad) : -1;
     if (strategy === 'split') {
       k = splitCount(peak, t.partitionMaxLoad, knobs.splitFill);
@@ -423,6 +424,7 @@ export function planResharding(input: PlannerInput): Plan {
         const even = Math.min(MAX_SURGE_PIECES, Math.ceil(w.bytes / pieceBytes));
         const mid = midpointSplit(w.lo, w.hi, even);
         result = { ...mid, shares: w.samples.length ? sharesFromSamples(w.lo, w.hi, w.samples, mid.points) : mid.shares };
+        evenForSurge = true;
       }
       const reactive = w.missUntil > 0 && crossing >= 0 && crossing < w.missUntil && w.upper[crossing]! > (forecastById.get(w.id) ? forecastAtNow(forecastById.get(w.id)!) : 0);
       trigger = crossing === 0 && reactive ? 'reactive' : 'forecast';
@@ -492,7 +494,7 @@ export function planResharding(input: PlannerInput): Plan {
           crossing: crossing >= 0 ? crossing : undefined,
           why:
             j === 1
-              ? `${cause}. Split into ${bounds.length - 1} pieces at ${result.fromSamples ? 'load-weighted key samples' : 'hash midpoints (no key samples)'} so each carries ~${shareText} at the peak; metadata only, the pieces stay on shard ${w.shard}.`
+              ? `${cause}. Split into ${bounds.length - 1} pieces at ${result.fromSamples ? 'load-weighted key samples' : evenForSurge ? `hash midpoints (a surge: pieces of ${fmtBytes(w.bytes / (bounds.length - 1))} copy quickly off a hot shard)` : 'hash midpoints (no key samples)'} so each carries ~${shareText} at the peak; metadata only, the pieces stay on shard ${w.shard}.`
               : `Continues the split of partition ${w.id} (${parent.origin}).`,
           predicted: strategy === 'split' ? predictedAt(w, pk, t.partitionMaxLoad) : undefined,
           group: 'split',

@@ -118,3 +118,16 @@ test('steps that answer a crossing now come first among those due now', () => {
   assert.ok(lastUrgent >= 0 && firstOther >= 0, `both kinds due now: ${JSON.stringify(dueNow.map((s) => [s.action.kind, s.startReason, s.trigger]))}`);
   assert.ok(lastUrgent < firstOther, `urgent first: ${JSON.stringify(dueNow.map((s) => [s.n, s.action.kind, s.startReason]))}`);
 });
+
+test('surge: a surging partition that must split is cut into even pieces that copy in surgePieceSeconds', () => {
+  // 20 GB surging towards 380 (over 300): 2 pieces would do for the load, but each would take
+  // 100 s at full speed (400 s off a hot shard); 3 GB pieces (30 s at 100 MB/s) make 7.
+  const parts = [flat(1, 0, 0.25, 1, 100, 20e9, { actual: 250, previous: 120 }), flat(2, 0.25, 1, 2, 200)];
+  const splits = (p: Plan) => p.steps.filter((s) => s.action.kind === 'split').length;
+  const plan = planResharding(buildInput(fixture(parts)));
+  assert.equal(splits(plan), 6, `7 pieces: ${kinds(plan)}`);
+  assert.match(plan.steps.find((s) => s.action.kind === 'split')!.why, /Split into 7 pieces at hash midpoints/);
+  assert.equal(splits(planResharding(buildInput(fixture(parts, { knobs: { surgePieceSeconds: 0 } })))), 1, 'split on the load alone: 2 pieces');
+  // Not surging (no interval before): the measured 250 is under the limit, no split at all.
+  assert.equal(splits(planResharding(buildInput(fixture([flat(1, 0, 0.25, 1, 100, 20e9, { actual: 250 }), parts[1]!])))), 0);
+});
