@@ -1156,7 +1156,7 @@ export function planResharding(input: PlannerInput): Plan {
     urgentChain.add(d);
     for (const x of d.deps) markUrgent(x);
   };
-  for (const d of drafts) if (d.urgent && d.startAtMs === now) markUrgent(d);
+  for (const d of drafts) if (d.urgent && d.crossing === 0 && d.startAtMs === now) markUrgent(d);
   const rank = (d: Draft) => (urgentChain.has(d) ? 0 : 1);
   const ordered = drafts.slice().sort((a, b) => a.startAtMs! - b.startAtMs! || rank(a) - rank(b) || a.key - b.key);
   const numberOf = new Map<Draft, number>();
