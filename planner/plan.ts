@@ -10,11 +10,13 @@
 //    shard). A partition with a running job is locked and counts on the job's target shard.
 //    Reactive fallback: when the load measured in the last interval exceeds the forecast, the
 //    measured value stands in for the next missHoldSeconds; if that crosses a limit the forecast
-//    did not, the miss is recorded and the steps it causes start now.
+//    did not, the miss is recorded and the steps it causes start now. A surge (the measured load
+//    rose more than surgeRise over the interval before) stands in one interval further: measured
+//    + that rise, the load by the time the next measurement could be acted on.
 // 2. Splits (decider + finder): determine_sharding_strategy on the peak of the partition's
 //    planning load; the piece count from the same peak, the cut points from load-weighted key
 //    samples. Size and throughput limits split too. Pieces stay on their shard: a split is
-//    metadata only.
+//    metadata only. A surging partition is cut into even pieces that copy in surgePieceSeconds.
 // 3. Merges: adjacent partitions both expected below the minimum for the whole horizon, whose p90
 //    sum stays below (1 − hysteresis) × maximum, and whose boundary was not created within the
 //    cooldown. Different owners → move the smaller one first if the other shard has room.
@@ -29,11 +31,14 @@
 //    (targets then fill to that cap): then that plan runs and the step asks for capacity anyway.
 //    Within the cooldown after a drain, spares are first held back the same way (adding one back
 //    would undo the drain); one is added only if even the stretched cap does not hold the overload.
+//    A shard over its cap now because of a surge sheds the surging pieces first (to a spare if they
+//    fit nowhere else), one copy at a time: copies off a hot shard are throttled and each adds load.
 // 5. Scale-down: with nothing to fix, the shard with the fewest bytes among those whose p90 stays
 //    below the minimum utilization for drainLowSeconds is drained if the others hold its partitions
 //    below (1 − hysteresis) × cap for that long. One drain at a time; never a shard added within
 //    the cooldown.
-// 6. Scheduling (schedule.ts) and stable numbering in start order.
+// 6. Scheduling (schedule.ts) and stable numbering in start order; among steps due at the same
+//    time, those answering a crossing now (and what they depend on) come first.
 import type { Partition } from '../config/types.js';
 import { HASH_END, HASH_MIN } from '../config/types.js';
 import {
