@@ -311,7 +311,8 @@ export function planResharding(input: PlannerInput): Plan {
       // more by as much: acting on the last measurement alone answers a flash crowd one plan late,
       // when its shard is already hot and every copy off it is throttled.
       const previous = previousById.get(p.id);
-      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise);
+      // Both by more than surgeRise: one noisy interval above a narrow forecast is not a surge.
+      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise) && actual > w.upper[0]! * (1 + knobs.surgeRise);
       const standIn = surging ? actual + (actual - previous!) : actual;
       if (surging) w.surge = { actual, previous: previous!, standIn };
       for (let i = 0; i < w.missUntil; i++) {
@@ -754,6 +755,9 @@ export function planResharding(input: PlannerInput): Plan {
   if (shortage > 0 && uStretch > uCap) {
     const asked = shortageText;
     for (const s of shards.values()) {
+      // A surging shard keeps its headroom: its forecast has just been shown wrong, and the
+      // projection of its surge is one interval of the same rise, not a bound.
+      if (current.some((w) => w.shard === s.id && w.surge !== undefined)) continue;
       s.cap = s.capacity * uStretch;
       s.load.setUpperScale(upperScaleFor(uStretch));
     }
