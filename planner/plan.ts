@@ -72,8 +72,6 @@ import type {
   Thresholds,
 } from './types.js';
 
-/** A surge is projected this many measurement intervals past its last measurement (see buildWork). */
-const SURGE_INTERVALS_AHEAD = 2;
 /** A surging partition is cut into at most this many pieces at once. */
 const MAX_SURGE_PIECES = 16;
 
@@ -309,15 +307,12 @@ export function planResharding(input: PlannerInput): Plan {
     }
     if (actual !== undefined && Number.isFinite(actual) && actual > w.upper[0]!) {
       w.missUntil = Math.min(steps, holdSteps);
-      // A surge (more than surgeRise up in one interval, above the forecast) is taken to keep rising
-      // as much per interval for SURGE_INTERVALS_AHEAD more intervals: the measurement is one
-      // interval old when this plan runs, and the next plan's moves start one interval later still.
-      // Acting on the last measurement alone answered a flash crowd one plan late, when its shard
-      // was already hot and every copy off it throttled.
+      // A surge (more than surgeRise up in one interval, above the forecast) is taken to rise once
+      // more by as much: acting on the last measurement alone answers a flash crowd one plan late,
+      // when its shard is already hot and every copy off it is throttled.
       const previous = previousById.get(p.id);
-      // Both by more than surgeRise: one noisy interval above a narrow forecast is not a surge.
-      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise) && actual > w.upper[0]! * (1 + knobs.surgeRise);
-      const standIn = surging ? actual + SURGE_INTERVALS_AHEAD * (actual - previous!) : actual;
+      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise);
+      const standIn = surging ? actual + (actual - previous!) : actual;
       if (surging) w.surge = { actual, previous: previous!, standIn };
       for (let i = 0; i < w.missUntil; i++) {
         w.upper[i] = Math.max(w.upper[i]!, standIn);
@@ -442,7 +437,7 @@ export function planResharding(input: PlannerInput): Plan {
       cause =
         trigger === 'reactive'
           ? w.surge
-            ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.surge.actual)} now, up from ${fmtLoad(w.surge.previous)} the interval before, and is taken to reach ${fmtLoad(w.surge.standIn)} before the next plan's moves can act, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
+            ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.surge.actual)} now, up from ${fmtLoad(w.surge.previous)} the interval before, and is taken to reach ${fmtLoad(w.surge.standIn)} before the next measurement, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
             : `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.upper[0]!)} now, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
           : `partition ${w.id} ${describeRange(w.lo, w.hi)} is forecast to reach ${loadText(pred)}, above its limit of ${fmtLoad(t.partitionMaxLoad)}` +
             (crossing > 0 ? `; it crosses the limit at ${fmtTime(now + crossing * stepMs)}` : '');
@@ -759,9 +754,6 @@ export function planResharding(input: PlannerInput): Plan {
   if (shortage > 0 && uStretch > uCap) {
     const asked = shortageText;
     for (const s of shards.values()) {
-      // A surging shard keeps its headroom: its forecast has just been shown wrong, and the
-      // projection of its surge is one interval of the same rise, not a bound.
-      if (current.some((w) => w.shard === s.id && w.surge !== undefined)) continue;
       s.cap = s.capacity * uStretch;
       s.load.setUpperScale(upperScaleFor(uStretch));
     }
@@ -804,16 +796,13 @@ export function planResharding(input: PlannerInput): Plan {
     const before = s.series.slice();
     // A shard surging over its cap now gets one copy off it at a time: each concurrent copy adds
     // its own load to a shard that has none to spare, and all of them run throttled. The rest
-    // (also what is due later) waits for a later plan, which sees the copy running and what
-    // remains; unless the shard stays over the latency limit even once the copies under way are
-    // done: then it misses the target p99 anyway, and the copies together empty it sooner.
+    // (also what is due later) waits for a later plan, which sees the copy running and what remains.
     const surgingNow = overAt(s) === 0 && current.some((w) => w.shard === s.id && w.surge !== undefined);
-    const latencyLimit = s.capacity * utilizationForLatency(t.baseP99Ms, t.targetP99Ms);
     let guard = 0;
     while (overAt(s) >= 0 && guard++ < 256) {
       // Each move is due by the crossing that remains once the moves before it are done.
       const crossing = overAt(s);
-      if (surgingNow && (copyingFrom.has(s.id) || evacuated.has(s.id)) && s.series[0]! <= latencyLimit) {
+      if (surgingNow && (copyingFrom.has(s.id) || evacuated.has(s.id))) {
         reasons.push({ code: 'job-running', shardId: s.id, message: `shard ${s.id} is over its cap now with a surge, and a copy off it is ${copyingFrom.has(s.id) ? 'running' : 'planned'}: one copy at a time off a hot shard; the rest waits for the next plan` });
         break;
       }
@@ -911,15 +900,11 @@ export function planResharding(input: PlannerInput): Plan {
       if (pick) return pick;
       const spareRoom = spares.reduce((a, x) => Math.max(a, x.capacity * uCap * (1 - knobs.hysteresis)), 0);
       if (!blockSpares && hot.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap)), targetSteps()) <= spareRoom)) return undefined;
-      // No shard keeps them for the horizon and no spare is left: a target that holds them while
-      // the surge is assumed to last (missHoldSeconds) will do; later plans place them again.
-      const interim = bestMove(s, hot, Math.min(targetSteps(), holdSteps));
-      if (interim) return interim;
     }
     return bestMove(s, movable);
   }
 
-  function bestMove(s: ShardState, candidates: Work[], upTo = targetSteps()): { w: Work; target: ShardState } | undefined {
+  function bestMove(s: ShardState, candidates: Work[]): { w: Work; target: ShardState } | undefined {
     let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
     const worst = peakIndex(s.series.subarray(0, look));
     for (const w of candidates) {
@@ -929,7 +914,7 @@ export function planResharding(input: PlannerInput): Plan {
         if (target.id === s.id || target.draining || target.uncertain) continue;
         if (movedAwayFrom(w).has(target.id)) continue; // moving back within the cooldown is thrash
         // The target must keep the partition for the whole horizon, with room to spare (see targetRoom).
-        if (!target.load.fits(w, targetRoom(target), upTo)) continue;
+        if (!target.load.fits(w, targetRoom(target), targetSteps())) continue;
         const peakAfter = target.load.peakWith(w, look) / target.cap;
         // Fixing moves: fewest bytes, then the emptiest target. Partial moves: most relief per byte.
         const score = fixes ? w.bytes + peakAfter * 1e-6 : -((s.series[worst]! - after[worst]!) / (w.bytes + 1));

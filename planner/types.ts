@@ -98,9 +98,8 @@ export interface PlannerKnobs {
   upperFill: number;
   /**
    * Relative rise over one measurement interval (0.25 = 25 %) above which a partition measured
-   * that far over its forecast p90 too is taken to be surging: its stand-in load is the measured
-   * load plus that rise for two more intervals (the measurement is one interval old, and the next
-   * plan's moves start one interval later). 0 turns it off.
+   * over its forecast is taken to be surging: its stand-in load is the measured load plus that
+   * rise once more (the load by the time the next measurement could be acted on). 0 turns it off.
    */
   surgeRise: number;
   /**
@@ -146,9 +145,9 @@ export interface ActualLoad {
   partitionId: number;
   load: number;
   /**
-   * Load measured in the interval before that one, if known. A partition well above its forecast
-   * whose load rose by more than surgeRise over the last interval is a surge: the planner takes it
-   * to keep rising as much until the next plan's moves can act (PlannerKnobs.surgeRise).
+   * Load measured in the interval before that one, if known. A partition above its forecast whose
+   * load rose by more than surgeRise over the last interval is a surge: the planner takes it to rise
+   * once more by as much before the next measurement can be acted on.
    */
   previous?: number;
 }

@@ -40,17 +40,17 @@ const flat = (id: number, from: number, to: number, shard: number, level: number
   ...more,
 });
 
-test('surge: a partition well over its forecast that rose > 25 % in one interval is taken to rise as much for two more intervals', () => {
-  // Forecast 100 (p90 110); measured 250, up from 120: 250 + 2 × 130 = 510 by the time the next plan's moves can act, over the split limit of 300.
+test('surge: a partition over its forecast that rose > 25 % in one interval is taken to rise once more by as much', () => {
+  // Forecast 100 (p90 110); measured 250, up from 120: 380 before the next measurement, over the split limit of 300.
   const parts = (previous?: number) => [flat(1, 0, 0.25, 1, 100, 5e9, { actual: 250, ...(previous !== undefined ? { previous } : {}) }), flat(2, 0.25, 1, 2, 200)];
   const surging = planResharding(buildInput(fixture(parts(120))));
   assert.ok(kinds(surging).includes('split'), `split on the projection: ${kinds(surging)}`);
   const split = surging.steps.find((s) => s.action.kind === 'split')!;
   assert.equal(split.trigger, 'reactive');
   assert.equal(split.startReason, 'now-urgent');
-  assert.match(split.why, /measured 250 now, up from 120 the interval before, and is taken to reach 510/);
+  assert.match(split.why, /measured 250 now, up from 120 the interval before, and is taken to reach 380/);
   assert.equal(surging.forecastMiss.length, 1);
-  assert.match(surging.forecastMiss[0]!.message, /surging towards 510/);
+  assert.match(surging.forecastMiss[0]!.message, /surging towards 380/);
   // Without the interval before, a slow rise (+14 %), or with surgeRise 0: 250 stands in, under the limit.
   for (const [name, plan] of [
     ['no previous', planResharding(buildInput(fixture(parts())))],
@@ -61,14 +61,14 @@ test('surge: a partition well over its forecast that rose > 25 % in one interval
   }
 });
 
-// Shard 1: A 200 (10 GB), B 150 (5 GB), C 100 (5 GB) and H, forecast 80 but measured 190, up from
-// 140: 290 stands in, so shard 1 is at 740 now (cap 700). Shard 2 has 400: room for B or C under
+// Shard 1: A 200 (10 GB), B 150 (5 GB), C 100 (5 GB) and H, forecast 80 but measured 200, up from
+// 120: 280 stands in, so shard 1 is at 730 now (cap 700). Shard 2 has 400: room for B or C under
 // 630, not for H. Moving C (fewest bytes that fixes it) leaves H's surge on shard 1.
 const surgeBed = (more: Partial<FixturePartition> = {}) => [
   flat(1, 0, 0.2, 1, 200, 10e9),
   flat(2, 0.2, 0.4, 1, 150),
   flat(3, 0.4, 0.6, 1, 100),
-  flat(4, 0.6, 0.65, 1, 80, 3e9, { actual: 190, previous: 140, ...more }),
+  flat(4, 0.6, 0.65, 1, 80, 3e9, { actual: 200, previous: 120, ...more }),
   flat(5, 0.65, 0.8, 2, 200),
   flat(6, 0.8, 1, 2, 200),
 ];
@@ -79,7 +79,7 @@ test('surge: the surging range leaves its shard first, to a spare when no shard 
   assert.deepEqual(m.map((s) => [s.action.partitionId, s.action.fromShard, s.action.toShard]), [[4, 1, 9]], `H to the spare, nothing cold off the hot shard: ${JSON.stringify(plan.steps.map((s) => s.action))}`);
   assert.ok(kinds(plan).includes('add-shard'));
   assert.ok(m.every((s) => s.startReason === 'now-urgent' && s.trigger === 'reactive'));
-  // No surge (no interval before): the measured 190 puts shard 1 at 640, under its cap.
+  // No surge (no interval before): the measured 200 puts shard 1 at 650, under its cap.
   assert.deepEqual(moves(planResharding(buildInput(fixture(surgeBed({ previous: undefined }))))), []);
   // Without a spare, the cold partition goes where it fits (as before).
   const noSpare = planResharding(buildInput(fixture(surgeBed(), { spares: [] })));
@@ -87,11 +87,11 @@ test('surge: the surging range leaves its shard first, to a spare when no shard 
 });
 
 test('surge: one copy at a time off a shard surging over its cap; the rest waits for the next plan', () => {
-  // Two surging ranges on shard 1 (each 170, up from 130: 250 by the next plan's moves): 1,000 against 700.
+  // Two surging ranges on shard 1 (each 260 before the next measurement): 1,020 against 700.
   const parts = [
     flat(1, 0, 0.2, 1, 250, 10e9),
-    flat(2, 0.2, 0.3, 1, 100, 3e9, { actual: 170, previous: 130 }),
-    flat(3, 0.3, 0.4, 1, 100, 3e9, { actual: 170, previous: 130 }),
+    flat(2, 0.2, 0.3, 1, 100, 3e9, { actual: 180, previous: 100 }),
+    flat(3, 0.3, 0.4, 1, 100, 3e9, { actual: 180, previous: 100 }),
     flat(4, 0.4, 0.6, 1, 250, 10e9),
     flat(5, 0.6, 1, 2, 100),
   ];
@@ -120,14 +120,14 @@ test('steps that answer a crossing now come first among those due now', () => {
 });
 
 test('surge: a surging partition that must split is cut into even pieces that copy in surgePieceSeconds', () => {
-  // 20 GB surging towards 510 (over 300): 3 pieces would do for the load, but each would take
-  // 67 s at full speed (4.5 min off a hot shard); 3 GB pieces (30 s at 100 MB/s) make 7.
+  // 20 GB surging towards 380 (over 300): 2 pieces would do for the load, but each would take
+  // 100 s at full speed (400 s off a hot shard); 3 GB pieces (30 s at 100 MB/s) make 7.
   const parts = [flat(1, 0, 0.25, 1, 100, 20e9, { actual: 250, previous: 120 }), flat(2, 0.25, 1, 2, 200)];
   const splits = (p: Plan) => p.steps.filter((s) => s.action.kind === 'split').length;
   const plan = planResharding(buildInput(fixture(parts)));
   assert.equal(splits(plan), 6, `7 pieces: ${kinds(plan)}`);
   assert.match(plan.steps.find((s) => s.action.kind === 'split')!.why, /Split into 7 pieces at hash midpoints/);
-  assert.equal(splits(planResharding(buildInput(fixture(parts, { knobs: { surgePieceSeconds: 0 } })))), 2, 'split on the load alone: 3 pieces');
+  assert.equal(splits(planResharding(buildInput(fixture(parts, { knobs: { surgePieceSeconds: 0 } })))), 1, 'split on the load alone: 2 pieces');
   // Not surging (no interval before): the measured 250 is under the limit, no split at all.
   assert.equal(splits(planResharding(buildInput(fixture([flat(1, 0, 0.25, 1, 100, 20e9, { actual: 250 }), parts[1]!])))), 0);
 });
