@@ -23,7 +23,7 @@ import { PgtideError } from '../config/errors.js';
 import type { KeyType, Partition, RoutingTable } from '../config/types.js';
 import {
   DEFAULT_KNOBS, explainPlan, partitionsNeeded, planResharding, planStep, resolveRestoreParameters, stepsToApply,
-  type ActionRecord, type PartitionForecast, type Plan, type PlanStep, type RestoreForecastNeeds,
+  type ActionRecord, type ActualLoad, type PartitionForecast, type Plan, type PlanStep, type RestoreForecastNeeds,
 } from '../planner/index.js';
 import { fetchEventFeed, parseScheduleEvent, PredictorError, type ScheduledEvent, type SeriesInput } from '../predictor/index.js';
 import { keepEarlierStarts } from './commitment.js';
@@ -237,7 +237,8 @@ export class Autopilot {
       });
     }
     const busy = await this.store.busyPartitions();
-    const actualHist = await readLoadHistory(this.deps.catalog.pool, run.stepS, 1, now, await this.store.lineage(now - 2 * run.stepS * 1000));
+    // The last two intervals: the last is the measured load, the one before shows a surge (planner surgeRise).
+    const actualHist = await readLoadHistory(this.deps.catalog.pool, run.stepS, 2, now, await this.store.lineage(now - 3 * run.stepS * 1000));
     const history: ActionRecord[] = await this.store.actions(now - Math.max(settings.cooldown_s * 1000, 86_400_000));
     const samples = await this.keySamples();
     const shards = routing.shards.filter((x) => x.state === 'active' || x.state === 'draining');
@@ -255,8 +256,7 @@ export class Autopilot {
       history,
       mover: { throughputBytesPerSec: settings.mover_bytes_per_s, cutoverSeconds: settings.cutover_s },
       runningJobs: [...busy].map(([partitionId, j]) => ({ jobId: j.jobId, partitionId, kind: 'move' as const, ...(j.toShard !== undefined ? { toShard: j.toShard } : {}) })),
-      actual: [...actualHist.series.values()].filter((h) => h.values.length && h.values[h.values.length - 1] !== null)
-        .map((h) => ({ partitionId: h.partitionId, load: h.values[h.values.length - 1]! })),
+      actual: actualLoads(actualHist.series.values(), actualHist.endMs),
     });
     const plan = keepEarlierStarts(previous?.plan ?? null, fresh, run.horizon * run.stepS * 1000);
     await this.store.savePlan(plan);
@@ -712,4 +712,23 @@ function minBig(a?: bigint, b?: bigint): bigint | undefined {
 
 function maxBig(a?: bigint, b?: bigint): bigint | undefined {
   return a === undefined ? b : b === undefined ? a : a > b ? a : b;
+}
+
+/**
+ * The planner's reactive input from the last two intervals of load history: the last interval's
+ * load, and the one before it when the partition has a value there (a partition whose series
+ * starts at the last interval is new: no trend).
+ */
+export function actualLoads(series: Iterable<{ partitionId: number; startMs: number; stepMs: number; values: (number | null)[] }>, endMs: number): ActualLoad[] {
+  const out: ActualLoad[] = [];
+  for (const h of series) {
+    const n = h.values.length;
+    const last = n ? h.values[n - 1] : null;
+    if (last === null || last === undefined) continue;
+    // Only a series that reaches the end of the window is current.
+    if (h.startMs + n * h.stepMs !== endMs) continue;
+    const before = n >= 2 ? h.values[n - 2] : null;
+    out.push({ partitionId: h.partitionId, load: last, ...(before !== null && before !== undefined ? { previous: before } : {}) });
+  }
+  return out;
 }

@@ -38,6 +38,16 @@ export const DEFAULT_SHORTAGE_FILL = 0.9;
  */
 export const DEFAULT_UPPER_FILL = 0.85;
 
+/**
+ * 25 %: a partition over its forecast whose measured load rose more than this in one interval is
+ * surging (an unannounced flash crowd ramps 2.5× → 3.8× → 5× in 5-minute steps); diurnal growth
+ * is a few percent per interval, and the noise of a one-cell range ~11 %.
+ */
+export const DEFAULT_SURGE_RISE = 0.25;
+
+/** 30 s: a surging partition is cut into pieces of 3 GB at the bench mover's 100 MB/s (2 minutes at the quarter speed of a hot shard). */
+export const DEFAULT_SURGE_PIECE_SECONDS = 30;
+
 export const DEFAULT_KNOBS: PlannerKnobs = {
   hysteresis: DEFAULT_HYSTERESIS,
   cooldownSeconds: DEFAULT_COOLDOWN_SECONDS,
@@ -50,6 +60,8 @@ export const DEFAULT_KNOBS: PlannerKnobs = {
   maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
   shortageFill: DEFAULT_SHORTAGE_FILL,
   upperFill: DEFAULT_UPPER_FILL,
+  surgeRise: DEFAULT_SURGE_RISE,
+  surgePieceSeconds: DEFAULT_SURGE_PIECE_SECONDS,
 };
 
 export type ShardingStrategy = 'split' | 'merge' | 'none';
@@ -135,6 +147,8 @@ export function resolveKnobs(k: Partial<PlannerKnobs> | undefined): PlannerKnobs
   }
   if (!(knobs.shortageFill >= 0 && knobs.shortageFill <= 1)) throw new InvalidThresholdsError(`shortageFill must be in [0, 1], got ${knobs.shortageFill}`);
   if (!(knobs.upperFill >= 0 && knobs.upperFill <= 1)) throw new InvalidThresholdsError(`upperFill must be in [0, 1], got ${knobs.upperFill}`);
+  if (!(knobs.surgePieceSeconds >= 0 && Number.isFinite(knobs.surgePieceSeconds))) throw new InvalidThresholdsError(`surgePieceSeconds must be a finite number ≥ 0, got ${knobs.surgePieceSeconds}`);
+  if (!(knobs.surgeRise >= 0 && Number.isFinite(knobs.surgeRise))) throw new InvalidThresholdsError(`surgeRise must be a finite number ≥ 0, got ${knobs.surgeRise}`);
   return knobs;
 }
 

@@ -10,11 +10,13 @@
 //    shard). A partition with a running job is locked and counts on the job's target shard.
 //    Reactive fallback: when the load measured in the last interval exceeds the forecast, the
 //    measured value stands in for the next missHoldSeconds; if that crosses a limit the forecast
-//    did not, the miss is recorded and the steps it causes start now.
+//    did not, the miss is recorded and the steps it causes start now. A surge (the measured load
+//    rose more than surgeRise over the interval before) stands in one interval further: measured
+//    + that rise, the load by the time the next measurement could be acted on.
 // 2. Splits (decider + finder): determine_sharding_strategy on the peak of the partition's
 //    planning load; the piece count from the same peak, the cut points from load-weighted key
 //    samples. Size and throughput limits split too. Pieces stay on their shard: a split is
-//    metadata only.
+//    metadata only. A surging partition is cut into even pieces that copy in surgePieceSeconds.
 // 3. Merges: adjacent partitions both expected below the minimum for the whole horizon, whose p90
 //    sum stays below (1 − hysteresis) × maximum, and whose boundary was not created within the
 //    cooldown. Different owners → move the smaller one first if the other shard has room.
@@ -29,11 +31,14 @@
 //    (targets then fill to that cap): then that plan runs and the step asks for capacity anyway.
 //    Within the cooldown after a drain, spares are first held back the same way (adding one back
 //    would undo the drain); one is added only if even the stretched cap does not hold the overload.
+//    A shard over its cap now because of a surge sheds the surging pieces first (to a spare if they
+//    fit nowhere else), one copy at a time: copies off a hot shard are throttled and each adds load.
 // 5. Scale-down: with nothing to fix, the shard with the fewest bytes among those whose p90 stays
 //    below the minimum utilization for drainLowSeconds is drained if the others hold its partitions
 //    below (1 − hysteresis) × cap for that long. One drain at a time; never a shard added within
 //    the cooldown.
-// 6. Scheduling (schedule.ts) and stable numbering in start order.
+// 6. Scheduling (schedule.ts) and stable numbering in start order; among steps due at the same
+//    time, those answering a crossing now (and what they depend on) come first.
 import type { Partition } from '../config/types.js';
 import { HASH_END, HASH_MIN } from '../config/types.js';
 import {
@@ -67,6 +72,9 @@ import type {
   Thresholds,
 } from './types.js';
 
+/** A surging partition is cut into at most this many pieces at once. */
+const MAX_SURGE_PIECES = 16;
+
 /** Grid step when no forecast says otherwise: 15 min. */
 export const DEFAULT_STEP_SECONDS = 15 * 60;
 
@@ -86,6 +94,8 @@ interface Work {
   center: Float64Array;
   /** Step index where the measured load replaced the forecast (reactive), or -1. */
   missUntil: number;
+  /** Set when the measured load is surging (see PlannerKnobs.surgeRise): what stands in for the forecast. */
+  surge?: { actual: number; previous: number; standIn: number };
   samples: WeightedHash[];
   frozen: boolean;
   locked: boolean;
@@ -207,6 +217,7 @@ export function planResharding(input: PlannerInput): Plan {
   const grid: Grid = { nowMs: now, stepMs, steps };
   const holdSteps = Math.max(1, Math.ceil((knobs.missHoldSeconds * 1000) / stepMs));
   const actualById = new Map((input.actual ?? []).map((a) => [a.partitionId, a.load]));
+  const previousById = new Map((input.actual ?? []).filter((a) => a.previous !== undefined).map((a) => [a.partitionId, a.previous!]));
   const sizeById = new Map((input.sizes ?? []).map((s) => [s.partitionId, s]));
   const samplesById = new Map((input.keySamples ?? []).map((k) => [k.partitionId, k.samples]));
   const jobByPartition = new Map((input.runningJobs ?? []).map((j) => [j.partitionId, j]));
@@ -296,19 +307,28 @@ export function planResharding(input: PlannerInput): Plan {
     }
     if (actual !== undefined && Number.isFinite(actual) && actual > w.upper[0]!) {
       w.missUntil = Math.min(steps, holdSteps);
+      // A surge (more than surgeRise up in one interval, above the forecast) is taken to rise once
+      // more by as much: acting on the last measurement alone answers a flash crowd one plan late,
+      // when its shard is already hot and every copy off it is throttled.
+      const previous = previousById.get(p.id);
+      const surging = knobs.surgeRise > 0 && previous !== undefined && Number.isFinite(previous) && previous >= 0 && actual > previous * (1 + knobs.surgeRise);
+      const standIn = surging ? actual + (actual - previous!) : actual;
+      if (surging) w.surge = { actual, previous: previous!, standIn };
       for (let i = 0; i < w.missUntil; i++) {
-        w.upper[i] = Math.max(w.upper[i]!, actual);
-        w.mean[i] = Math.max(w.mean[i]!, actual);
-        w.p50[i] = Math.max(w.p50[i]!, actual);
+        w.upper[i] = Math.max(w.upper[i]!, standIn);
+        w.mean[i] = Math.max(w.mean[i]!, standIn);
+        w.p50[i] = Math.max(w.p50[i]!, standIn);
       }
-      if (actual > t.partitionMaxLoad && (f.steps[0] ? forecastAtNow(f) : 0) <= t.partitionMaxLoad) {
+      if (standIn > t.partitionMaxLoad && (f.steps[0] ? forecastAtNow(f) : 0) <= t.partitionMaxLoad) {
         misses.push({
           partitionId: p.id,
           atMs: now,
           actual,
           forecastP90: forecastAtNow(f),
           limit: t.partitionMaxLoad,
-          message: `partition ${p.id} measured ${fmtLoad(actual)} against a forecast p90 of ${fmtLoad(forecastAtNow(f))}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`,
+          message: surging
+            ? `partition ${p.id} measured ${fmtLoad(actual)} (up from ${fmtLoad(previous!)} the interval before) against a forecast p90 of ${fmtLoad(forecastAtNow(f))}; surging towards ${fmtLoad(standIn)}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`
+            : `partition ${p.id} measured ${fmtLoad(actual)} against a forecast p90 of ${fmtLoad(forecastAtNow(f))}, over its limit of ${fmtLoad(t.partitionMaxLoad)}: acting now`,
         });
       }
     }
@@ -397,16 +417,28 @@ export function planResharding(input: PlannerInput): Plan {
     let result: SplitResult | null;
     let trigger: PlanStep['trigger'] = 'forecast';
     let cause: string;
+    let evenForSurge = false;
     const crossing = strategy === 'split' ? firstAbove(splitLoad, t.partitionMaxLoad) : -1;
     if (strategy === 'split') {
       k = splitCount(peak, t.partitionMaxLoad, knobs.splitFill);
       result = findSplitPoints(w.lo, w.hi, w.samples, k);
+      // A surge is cut into pieces small enough to copy quickly off its (hot, throttled) shard. The
+      // key samples cover the last hour, not where the surge is, so the pieces are even in bytes.
+      const pieceBytes = input.mover.throughputBytesPerSec * knobs.surgePieceSeconds;
+      if (w.surge && knobs.surgePieceSeconds > 0 && w.bytes > k * pieceBytes) {
+        const even = Math.min(MAX_SURGE_PIECES, Math.ceil(w.bytes / pieceBytes));
+        const mid = midpointSplit(w.lo, w.hi, even);
+        result = { ...mid, shares: w.samples.length ? sharesFromSamples(w.lo, w.hi, w.samples, mid.points) : mid.shares };
+        evenForSurge = true;
+      }
       const reactive = w.missUntil > 0 && crossing >= 0 && crossing < w.missUntil && w.upper[crossing]! > (forecastById.get(w.id) ? forecastAtNow(forecastById.get(w.id)!) : 0);
       trigger = crossing === 0 && reactive ? 'reactive' : 'forecast';
       const pred = predictedAt(w, pk, t.partitionMaxLoad);
       cause =
         trigger === 'reactive'
-          ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.upper[0]!)} now, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
+          ? w.surge
+            ? `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.surge.actual)} now, up from ${fmtLoad(w.surge.previous)} the interval before, and is taken to reach ${fmtLoad(w.surge.standIn)} before the next measurement, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
+            : `partition ${w.id} ${describeRange(w.lo, w.hi)} measured ${fmtLoad(w.upper[0]!)} now, above its limit of ${fmtLoad(t.partitionMaxLoad)}, which the forecast did not predict`
           : `partition ${w.id} ${describeRange(w.lo, w.hi)} is forecast to reach ${loadText(pred)}, above its limit of ${fmtLoad(t.partitionMaxLoad)}` +
             (crossing > 0 ? `; it crosses the limit at ${fmtTime(now + crossing * stepMs)}` : '');
     } else if (tooBig) {
@@ -467,7 +499,7 @@ export function planResharding(input: PlannerInput): Plan {
           crossing: crossing >= 0 ? crossing : undefined,
           why:
             j === 1
-              ? `${cause}. Split into ${bounds.length - 1} pieces at ${result.fromSamples ? 'load-weighted key samples' : 'hash midpoints (no key samples)'} so each carries ~${shareText} at the peak; metadata only, the pieces stay on shard ${w.shard}.`
+              ? `${cause}. Split into ${bounds.length - 1} pieces at ${result.fromSamples ? 'load-weighted key samples' : evenForSurge ? `hash midpoints (a surge: pieces of ${fmtBytes(w.bytes / (bounds.length - 1))} copy quickly off a hot shard)` : 'hash midpoints (no key samples)'} so each carries ~${shareText} at the peak; metadata only, the pieces stay on shard ${w.shard}.`
               : `Continues the split of partition ${w.id} (${parent.origin}).`,
           predicted: strategy === 'split' ? predictedAt(w, pk, t.partitionMaxLoad) : undefined,
           group: 'split',
@@ -613,6 +645,14 @@ export function planResharding(input: PlannerInput): Plan {
   let shortageText = '';
   const addDraftFor = new Map<number, Draft>();
   const movedThisPlan = new Set<Work>();
+  /** Shards a copy runs off now (their partitions' move jobs), and those this placement pass evacuates. */
+  const copyingFrom = new Set<number>();
+  for (const j of input.runningJobs ?? []) {
+    if (j.kind !== 'move') continue;
+    const p = input.routing.partitions.find((x) => x.id === j.partitionId);
+    if (p && p.shardId !== j.toShard) copyingFrom.add(p.shardId);
+  }
+  const evacuated = new Set<number>();
   // A drain in progress is finished before anything else: its partitions go where they fit.
   for (const s of shards.values()) {
     if (!s.draining) continue;
@@ -748,18 +788,28 @@ export function planResharding(input: PlannerInput): Plan {
   }
 
   function placeOverloaded(): void {
+  evacuated.clear();
   const overloaded = [...shards.values()].filter((s) => overAt(s) >= 0).sort((a, b) => maxOf(b.series, look) / b.cap - maxOf(a.series, look) / a.cap);
   for (const s of overloaded) {
     const pk = peakIndex(s.series.subarray(0, look));
     const reactive = misses.some((m) => m.shardId === s.id) || (overAt(s) === 0 && current.some((w) => w.shard === s.id && w.missUntil > 0));
     const before = s.series.slice();
+    // A shard surging over its cap now gets one copy off it at a time: each concurrent copy adds
+    // its own load to a shard that has none to spare, and all of them run throttled. The rest
+    // (also what is due later) waits for a later plan, which sees the copy running and what remains.
+    const surgingNow = overAt(s) === 0 && current.some((w) => w.shard === s.id && w.surge !== undefined);
     let guard = 0;
     while (overAt(s) >= 0 && guard++ < 256) {
       // Each move is due by the crossing that remains once the moves before it are done.
       const crossing = overAt(s);
+      if (surgingNow && (copyingFrom.has(s.id) || evacuated.has(s.id))) {
+        reasons.push({ code: 'job-running', shardId: s.id, message: `shard ${s.id} is over its cap now with a surge, and a copy off it is ${copyingFrom.has(s.id) ? 'running' : 'planned'}: one copy at a time off a hot shard; the rest waits for the next plan` });
+        break;
+      }
       const pick = chooseMove(s);
       if (pick) {
         applyMove(pick.w, s, pick.target, crossing, pk, before, reactive);
+        if (surgingNow) evacuated.add(s.id);
         continue;
       }
       // A spare only helps if something on this shard would fit on an empty one.
@@ -836,10 +886,28 @@ export function planResharding(input: PlannerInput): Plan {
     return stretching ? look : steps;
   }
 
+  /**
+   * The move placement makes next off s, if any. A shard over its cap now because of a surge sheds
+   * the surging ranges first (most load per byte: the copy off a hot shard is throttled, and every
+   * concurrent copy adds its own overhead); when they fit on no shard, undefined asks the caller for
+   * a spare for them, rather than moving many cold partitions off the hot shard one at a time.
+   */
   function chooseMove(s: ShardState): { w: Work; target: ShardState } | undefined {
+    const movable = movableFrom(s);
+    const hot = overAt(s) === 0 ? movable.filter((w) => w.surge !== undefined) : [];
+    if (hot.length) {
+      const pick = bestMove(s, hot);
+      if (pick) return pick;
+      const spareRoom = spares.reduce((a, x) => Math.max(a, x.capacity * uCap * (1 - knobs.hysteresis)), 0);
+      if (!blockSpares && hot.some((w) => maxOf(aloneLoad(w, upperScaleFor(uCap)), targetSteps()) <= spareRoom)) return undefined;
+    }
+    return bestMove(s, movable);
+  }
+
+  function bestMove(s: ShardState, candidates: Work[]): { w: Work; target: ShardState } | undefined {
     let best: { w: Work; target: ShardState; fixes: boolean; score: number; peakAfter: number } | undefined;
     const worst = peakIndex(s.series.subarray(0, look));
-    for (const w of movableFrom(s)) {
+    for (const w of candidates) {
       const after = s.load.seriesWith(w, -1);
       const fixes = firstAbove(after.subarray(0, look), s.cap) < 0;
       for (const target of shards.values()) {
@@ -1084,7 +1152,18 @@ export function planResharding(input: PlannerInput): Plan {
     return drafts.some((x) => x.deps.includes(d));
   }
 
-  const ordered = drafts.slice().sort((a, b) => a.startAtMs! - b.startAtMs! || a.key - b.key);
+  // Among steps due at the same time, what answers a crossing now comes first (with the steps it
+  // depends on): the executor starts moves in plan order with maxConcurrentMoves slots, and an
+  // evacuation queued behind moves due in an hour leaves its shard over the limit meanwhile.
+  const urgentChain = new Set<Draft>();
+  const markUrgent = (d: Draft): void => {
+    if (urgentChain.has(d)) return;
+    urgentChain.add(d);
+    for (const x of d.deps) markUrgent(x);
+  };
+  for (const d of drafts) if (d.urgent && d.crossing === 0 && d.startAtMs === now) markUrgent(d);
+  const rank = (d: Draft) => (urgentChain.has(d) ? 0 : 1);
+  const ordered = drafts.slice().sort((a, b) => a.startAtMs! - b.startAtMs! || rank(a) - rank(b) || a.key - b.key);
   const numberOf = new Map<Draft, number>();
   ordered.forEach((d, i) => numberOf.set(d, i + 1));
   const planSteps: PlanStep[] = ordered.map((d) => ({

@@ -564,7 +564,7 @@ function runPolicy(name: PolicyName, trace: SimTrace, pre: Float64Array, model: 
       history,
       mover: { throughputBytesPerSec: model.moverBytesPerSec, cutoverSeconds: model.cutoverSeconds },
       runningJobs,
-      actual: prev >= 0 ? parts.map((p) => ({ partitionId: p.id, load: rangeAt(prev, p.c0, p.c1) })) : [],
+      actual: prev >= 0 ? parts.map((p) => ({ partitionId: p.id, load: rangeAt(prev, p.c0, p.c1), ...(prev >= 1 ? { previous: rangeAt(prev - 1, p.c0, p.c1) } : {}) })) : [],
     });
   }
 }

@@ -96,6 +96,18 @@ export interface PlannerKnobs {
    * itself to the cap (the plain rule).
    */
   upperFill: number;
+  /**
+   * Relative rise over one measurement interval (0.25 = 25 %) above which a partition measured
+   * over its forecast is taken to be surging: its stand-in load is the measured load plus that
+   * rise once more (the load by the time the next measurement could be acted on). 0 turns it off.
+   */
+  surgeRise: number;
+  /**
+   * A surging partition that must split is cut into even pieces of at most this many seconds of
+   * copying at the mover's full throughput, so the piece that carries the surge can leave its hot
+   * shard (where the mover is throttled) quickly. 0 splits it like any other partition.
+   */
+  surgePieceSeconds: number;
 }
 
 export type ActionKind = 'split' | 'merge' | 'move' | 'add-shard' | 'drain-shard';
@@ -132,6 +144,12 @@ export interface MoverModel {
 export interface ActualLoad {
   partitionId: number;
   load: number;
+  /**
+   * Load measured in the interval before that one, if known. A partition above its forecast whose
+   * load rose by more than surgeRise over the last interval is a surge: the planner takes it to rise
+   * once more by as much before the next measurement can be acted on.
+   */
+  previous?: number;
 }
 
 export interface PlannerInput {

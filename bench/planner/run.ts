@@ -81,8 +81,18 @@ export function formatTable(r: Record<string, PolicyResult>): string[] {
   return [line(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
+/** PGTIDE_BENCH_SEED picks another seed of the same trace (`npm run bench -- planner` passes no options). */
+export function seedFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env['PGTIDE_BENCH_SEED'];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new Error(`PGTIDE_BENCH_SEED must be an integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 export async function run(opts: PlannerBenchOptions = {}): Promise<object> {
   const out = opts.out ?? process.stdout;
+  opts = { ...opts, seed: opts.seed ?? seedFromEnv() };
   const spec: TraceSpec = opts.quick
     ? { ...DEFAULT_TRACE, seed: opts.seed ?? DEFAULT_TRACE.seed, days: 14, trainDays: 8, campaigns: [{ name: 'flash-sale', day: 10, hour: 10, hours: 4, from: 0.125, to: 0.375, multiplier: 2.5 }], ramp: undefined, regimeShift: { day: 12, factor: 1.3 }, flashCrowds: 1 }
     : { ...DEFAULT_TRACE, seed: opts.seed ?? DEFAULT_TRACE.seed };

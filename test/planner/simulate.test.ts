@@ -39,11 +39,12 @@ test('simulator: four policies on a small seeded trace', () => {
   assert.ok(r['oracle']!.server_hours < r['static']!.server_hours, 'oracle uses fewer server-hours than static-peak');
 });
 
-// Issue 8's acceptance on the benchmark's own trace (seed 42, 14 days of history, 14 replayed, all
-// four policies: about 30 s of CPU). The small trace above cannot hold these numbers: with two days
-// of history the baseline forecaster is daily-naive.
-test('issue 8 acceptance on the bench trace: −70 % violations vs reactive, ≤ 60 % of static server-hours, within 15 % of the oracle, no thrash, campaigns ready 5 min early', () => {
-  const r = simulate(generateTrace(DEFAULT_TRACE), defaultClusterModel(), { predictive: (h, e) => seasonalNaiveConformal(h, { events: e }) });
+// Issue 8's acceptance on the benchmark's own trace (14 days of history, 14 replayed, all four
+// policies: about 30 s of CPU per seed). The small trace above cannot hold these numbers: with two
+// days of history the baseline forecaster is daily-naive. Seeds 7 and 2024 each have an
+// unannounced flash crowd that only the surge rules (planner/README.md) answer in time.
+for (const seed of [42, 7, 2024]) test(`issue 8 acceptance on the bench trace, seed ${seed}: −70 % violations vs reactive, ≤ 60 % of static server-hours, within 15 % of the oracle, no thrash, campaigns ready 5 min early`, () => {
+  const r = simulate(generateTrace({ ...DEFAULT_TRACE, seed }), defaultClusterModel(), { predictive: (h, e) => seasonalNaiveConformal(h, { events: e }) });
   const a = acceptance(r);
   const pr = r['predictive']!;
   assert.ok(a.violationsVsReactive.ok, `violations ${pr.slo_violation_seconds} s vs reactive ${r['reactive']!.slo_violation_seconds} s: −${a.violationsVsReactive.reductionPct} % (≥ 70 %)`);

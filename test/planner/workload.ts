@@ -30,6 +30,8 @@ export interface FixturePartition {
   keys?: KeyDist;
   /** Measured load in the last interval (reactive fallback). */
   actual?: number;
+  /** Measured load in the interval before (surge detection). */
+  previous?: number;
 }
 
 export interface ExpectedStep {
@@ -174,7 +176,7 @@ export function buildInput(fx: Fixture): PlannerInput {
     history,
     mover: fx.mover ?? { throughputBytesPerSec: 100e6, cutoverSeconds: 0.1 },
     runningJobs: (fx.runningJobs ?? []).map((j, i) => ({ jobId: i + 1, partitionId: j.partition, kind: j.kind, ...(j.toShard !== undefined ? { toShard: j.toShard } : {}) })),
-    actual: fx.partitions.filter((p) => p.actual !== undefined).map((p) => ({ partitionId: p.id, load: p.actual! })),
+    actual: fx.partitions.filter((p) => p.actual !== undefined).map((p) => ({ partitionId: p.id, load: p.actual!, ...(p.previous !== undefined ? { previous: p.previous } : {}) })),
   };
 }
 
