@@ -20,14 +20,15 @@ export class LatencyHistogram {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
-  observe(shardId: number, seconds: number): void {
+  /** `atMs`: when the statement ended (performance.now()), if the caller already read the clock. */
+  observe(shardId: number, seconds: number, atMs?: number): void {
     let h = this.perShard.get(shardId);
     if (!h) {
       h = { counts: new Float64Array(LATENCY_BUCKETS_S.length), sum: 0, count: 0, at: new Float64Array(RECENT_LATENCIES), ms: new Float64Array(RECENT_LATENCIES) };
       this.perShard.set(shardId, h);
     }
     const slot = h.count % RECENT_LATENCIES;
-    h.at[slot] = this.now();
+    h.at[slot] = atMs ?? this.now();
     h.ms[slot] = seconds * 1000;
     let i = 0;
     while (i < LATENCY_BUCKETS_S.length && seconds > LATENCY_BUCKETS_S[i]!) i++;

@@ -893,10 +893,10 @@ export class ClientSession implements ServerSink, SessionHandle {
     }
   }
 
-  private finishRecording(): void {
+  private finishRecording(now = performance.now()): void {
     if (!this.recording) return;
     this.recording = false;
-    const latencyUs = (performance.now() - this.unitStarted) * 1000;
+    const latencyUs = (now - this.unitStarted) * 1000;
     if (this.recSlot >= 0) this.ctx.recorder.record(this.recSlot, this.recWrite, this.recRows, this.recBytesIn, this.recBytesOut, latencyUs, this.recError);
     else if (this.recTable !== null) this.ctx.recorder.recordAll(this.recTable, this.recWrite, this.recBytesIn, latencyUs, this.recError);
   }
@@ -1107,18 +1107,14 @@ export class ClientSession implements ServerSink, SessionHandle {
   /** Single-server relay: forward runs of messages untouched, act on the few that matter. */
   private relay(link: Link): void {
     const scanner = link.scanner;
+    // A run of messages to forward as one write: [runStart, runEnd) of scanner.buffer.
     let runStart = -1;
     let runEnd = -1;
-    const flush = () => {
-      if (runStart >= 0) {
-        this.write(scanner.buffer.subarray(runStart, runEnd));
-        runStart = -1;
-      }
-    };
     for (let m = scanner.next(); m !== undefined; m = scanner.next()) {
       // Synthesized replies due before this message.
       while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) {
-        flush();
+        if (runStart >= 0) this.write(scanner.buffer.subarray(runStart, runEnd));
+        runStart = -1;
         this.write(link.steps[link.head++]!.bytes!);
       }
       if (this.consume(link, m.code, scanner.buffer, m.start, m.end)) {
@@ -1128,10 +1124,11 @@ export class ClientSession implements ServerSink, SessionHandle {
       } else if (this.fenced) {
         runStart = -1; // drop what was gathered: the unit runs again on the new owner
       } else {
-        flush();
+        if (runStart >= 0) this.write(scanner.buffer.subarray(runStart, runEnd));
+        runStart = -1;
       }
     }
-    flush();
+    if (runStart >= 0) this.write(scanner.buffer.subarray(runStart, runEnd));
     // Synth steps at the tail (replies to messages that never reached the server).
     while (link.head < link.steps.length && link.steps[link.head]!.kind === StepKind.Synth) this.write(link.steps[link.head++]!.bytes!);
     if (link.head >= link.steps.length) {
@@ -1175,8 +1172,10 @@ export class ClientSession implements ServerSink, SessionHandle {
       return;
     }
     this.retryUnit = null;
-    if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (performance.now() - this.unitStarted) / 1000);
-    this.finishRecording();
+    // One clock read serves the latency histogram, its recent-latency ring and the recorder.
+    const now = performance.now();
+    if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (now - this.unitStarted) / 1000, now);
+    this.finishRecording(now);
     this.busy = false;
     this.releaseIdleLinks();
     this.pump();
