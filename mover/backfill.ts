@@ -150,6 +150,9 @@ export class Throttle {
     s.lastProbeMs = probeMs;
     s.recentMs = [...(s.recentMs ?? []), probeMs].slice(-PROBE_WINDOW);
     if (foregroundP99Ms !== undefined && Number.isFinite(foregroundP99Ms)) s.fgRecentMs = [...(s.fgRecentMs ?? []), foregroundP99Ms].slice(-PROBE_WINDOW);
+    // No sample this chunk: the oldest ages out, so old slow chunks cannot hold the copy at its
+    // slowest for ever (bench/mover starved a copy at 100-row chunks this way: too short to sample).
+    else if (s.fgRecentMs?.length) s.fgRecentMs = s.fgRecentMs.slice(1);
     const fgBound = this.foregroundBoundMs();
     const fgOver = fgBound !== null && (s.fgRecentMs?.length ?? 0) > 0 && median(s.fgRecentMs!) > fgBound;
     if (median(s.recentMs) > s.boundMs || fgOver) {

@@ -1,12 +1,11 @@
-// Worker-thread entry of ChunkCopier: owns a source and a target connection and copies chunks on request.
+// Worker-thread entry of ChunkCopier: per job a source and a target connection; copies chunks on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
 import { copyChunk } from './backfill.js';
 import type { CopierReply, CopierRequest, CopierSetup } from './copier.js';
 
 const setup = workerData as CopierSetup;
-let src: pg.Client | null = null;
-let dst: pg.Client | null = null;
+const jobs = new Map<number, { srcUrl: string; dstUrl: string; src: Promise<pg.Client>; dst: Promise<pg.Client> }>();
 
 async function connect(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: setup.appName });
@@ -15,28 +14,42 @@ async function connect(url: string): Promise<pg.Client> {
   return c;
 }
 
-async function drop(): Promise<void> {
-  const cs = [src, dst];
-  src = dst = null;
-  await Promise.allSettled(cs.map((c) => c?.end()));
+async function drop(jobId: number): Promise<void> {
+  const j = jobs.get(jobId);
+  jobs.delete(jobId);
+  if (!j) return;
+  await Promise.allSettled([j.src, j.dst].map(async (c) => (await c).end()));
+}
+
+function connections(jobId: number, srcUrl: string, dstUrl: string): { src: Promise<pg.Client>; dst: Promise<pg.Client> } {
+  let j = jobs.get(jobId);
+  if (!j || j.srcUrl !== srcUrl || j.dstUrl !== dstUrl) {
+    if (j) void drop(jobId);
+    j = { srcUrl, dstUrl, src: connect(srcUrl), dst: connect(dstUrl) };
+    // A failed connect is reported by the chunk that awaits it; never as an unhandled rejection.
+    j.src.catch(() => {});
+    j.dst.catch(() => {});
+    jobs.set(jobId, j);
+  }
+  return j;
 }
 
 if (parentPort) {
   const port = parentPort;
   port.on('message', (m: CopierRequest) => {
-    if (m.kind === 'close') {
-      void drop().then(() => port.postMessage({ id: m.id, ok: true } satisfies CopierReply));
-      return;
-    }
     void (async () => {
+      if (m.kind === 'release') {
+        await drop(m.jobId);
+        port.postMessage({ id: m.id, ok: true } satisfies CopierReply);
+        return;
+      }
       try {
-        src ??= await connect(setup.srcUrl);
-        dst ??= await connect(setup.dstUrl);
-        const cp = await copyChunk(src, dst, m.jobId, m.table, m.range, m.cp, m.chunkRows);
+        const c = connections(m.jobId, m.srcUrl, m.dstUrl);
+        const cp = await copyChunk(await c.src, await c.dst, m.jobId, m.table, m.range, m.cp, m.chunkRows);
         port.postMessage({ id: m.id, ok: true, cp } satisfies CopierReply);
       } catch (err) {
-        // The connections may be broken or mid-transaction: the next chunk starts on fresh ones.
-        await drop();
+        // The connections may be broken or mid-transaction: the job's next chunk starts on fresh ones.
+        await drop(m.jobId);
         const e = err as Error & Record<string, unknown>;
         const fields: Record<string, string> = {};
         for (const k of ['code', 'detail', 'hint', 'severity', 'errno', 'syscall']) if (typeof e?.[k] === 'string') fields[k] = e[k] as string;

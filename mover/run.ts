@@ -27,7 +27,7 @@ const FG_MIN_BASELINE_SAMPLES = 50;
 const FG_MIN_CHUNK_SAMPLES = 10;
 
 export class JobRun {
-  /** The copy phase's worker (copyInWorker), while the phase runs. */
+  /** The Mover's copy worker (copyInWorker) while this job's copy phase uses it. */
   private copier: ChunkCopier | null = null;
   private src: pg.Client | null = null;
   private dst: pg.Client | null = null;
@@ -72,10 +72,11 @@ export class JobRun {
     return this.dst;
   }
 
+  /** Ends this job's connections in the Mover's copy worker (the worker stays). */
   private async closeCopier(): Promise<void> {
     const c = this.copier;
     this.copier = null;
-    await c?.close();
+    await c?.release(this.id);
   }
 
   async close(): Promise<void> {
@@ -240,9 +241,8 @@ export class JobRun {
     const progress: Record<string, TableProgress> = {};
     for (const t of tables) progress[t.name] = checkpoints.get(t.name) ?? { lastKey: null, done: false, rows: 0, bytes: 0 };
     const totals = () => Object.values(progress).reduce((a, p) => ({ rows: a.rows + p.rows, bytes: a.bytes + p.bytes }), { rows: 0, bytes: 0 });
-    this.copier = s.copyInWorker
-      ? new ChunkCopier({ srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard), appName: this.m.shards.appName })
-      : null;
+    const ends = { srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard) };
+    this.copier = s.copyInWorker ? this.m.copier : null;
     const copier = this.copier;
     // The foreground p99 before the copy: the leader's statements on the source in the last 30 s.
     const fg = this.m.foreground;
@@ -258,10 +258,12 @@ export class JobRun {
         const chunkStart = performance.now();
         const probing = probe(srcPool, t, cp.lastKey).catch(() => NaN);
         cp = copier
-          ? await copier.copyChunk(this.id, t, this.range, cp, throttle.state.chunkRows)
+          ? await copier.copyChunk(this.id, ends, t, this.range, cp, throttle.state.chunkRows)
           : await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
         const ms = await probing;
-        const during = fg?.recentQuantile(this.job.sourceShard, 0.99, chunkStart);
+        // A chunk too short to have seen enough statements is judged with the second before it too.
+        let during = fg?.recentQuantile(this.job.sourceShard, 0.99, chunkStart);
+        if (fg && (!during || during.n < FG_MIN_CHUNK_SAMPLES)) during = fg.recentQuantile(this.job.sourceShard, 0.99, chunkStart - 1000);
         if (Number.isFinite(ms)) throttle.observe(ms, during && during.n >= FG_MIN_CHUNK_SAMPLES ? during.ms : undefined);
         const idle = await probe(srcPool, t, cp.lastKey).catch(() => NaN);
         if (Number.isFinite(idle)) throttle.observeIdle(idle);

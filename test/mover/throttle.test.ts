@@ -81,3 +81,14 @@ test('the foreground p99 throttles on its own: probes fine, the proxy\'s stateme
   for (let i = 0; i < 6; i++) v.observe(1, 1000);
   assert.equal(v.state.throttledChunks, 0);
 });
+
+test('foreground samples age out when chunks bring none: a copy throttled to tiny chunks recovers', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  t.setForegroundBaseline(5);
+  for (let i = 0; i < 5; i++) t.observe(1, 50);
+  assert.ok(t.state.delayMs > 0, 'throttled on the foreground');
+  for (let i = 0; i < 5; i++) t.observe(1, undefined);
+  assert.deepEqual(t.state.fgRecentMs, [], 'no stale sample left');
+  for (let i = 0; i < 10; i++) t.observe(1, undefined);
+  assert.equal(t.state.delayMs, 0, 'the pauses went away');
+});
