@@ -98,6 +98,13 @@ const INTEGER_RANGES: Partial<Record<keyof AutopilotSettings, [number, number]>>
   max_steps_per_run: [1, 100],
 };
 
+/** Settings that take one of a few words. */
+const CHOICES: Partial<Record<keyof AutopilotSettings, readonly string[]>> = {
+  lstm: ['on', 'off'],
+  forecast_priority: ['low', 'normal'],
+  forecast_in: ['process', 'thread'],
+};
+
 export function settingNames(): string[] {
   return Object.keys(DEFAULTS);
 }
@@ -113,17 +120,11 @@ export function parseSetting(name: string, raw: string): AutopilotSettings[keyof
     if (!MODES.includes(text.toLowerCase() as AutopilotMode)) throw new AutopilotError('BAD_MODE', `autopilot mode must be off, recommend or auto, got "${text}"`, { sqlstate: '22023' });
     return text.toLowerCase() as AutopilotMode;
   }
-  if (key === 'lstm') {
-    if (!['on', 'off'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `lstm must be on or off, got "${text}"`, { sqlstate: '22023' });
-    return text.toLowerCase() as 'on' | 'off';
-  }
-  if (key === 'forecast_priority') {
-    if (!['low', 'normal'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `forecast_priority must be low or normal, got "${text}"`, { sqlstate: '22023' });
-    return text.toLowerCase() as 'low' | 'normal';
-  }
-  if (key === 'forecast_in') {
-    if (!['process', 'thread'].includes(text.toLowerCase())) throw new AutopilotError('BAD_SETTING', `forecast_in must be process or thread, got "${text}"`, { sqlstate: '22023' });
-    return text.toLowerCase() as 'process' | 'thread';
+  const choices = CHOICES[key];
+  if (choices) {
+    const v = text.toLowerCase();
+    if (!choices.includes(v)) throw new AutopilotError('BAD_SETTING', `${key} must be ${choices.join(' or ')}, got "${text}"`, { sqlstate: '22023' });
+    return v as AutopilotSettings[keyof AutopilotSettings];
   }
   if (key === 'event_feed') {
     if (text !== '' && !/^https?:\/\/\S+$/i.test(text)) throw new AutopilotError('BAD_SETTING', `event_feed must be an http(s) URL or '', got "${text}"`, { sqlstate: '22023' });
