@@ -1,6 +1,6 @@
 // Runs forecastMany off the proxy's event loop, one run per child process or worker thread, always
 // ended (exit or terminate) when the run settles, times out or is aborted.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DutyCycle, MIN_DUTY, type PredictResult } from '../predictor/index.js';
@@ -61,6 +61,8 @@ function runOnce(timeoutMs: number, signal: AbortSignal | undefined, end: () => 
   const timer = setTimeout(() => finish(new AutopilotError('FORECAST_TIMEOUT', `forecast ${what} timed out after ${timeoutMs} ms`)), timeoutMs);
   timer.unref();
   signal?.addEventListener('abort', onAbort, { once: true });
+  // Aborted before the run got here (e.g. while the launcher was probed): stop at once.
+  if (signal?.aborted) onAbort();
   const onReply = (m: ForecastReply): void => (m.ok ? finish(undefined, m.ranAt ? { ...m.result, ranAt: m.ranAt } : m.result) : finish(new AutopilotError('FORECAST_FAILED', `forecast failed: ${m.error}`)));
   return { finish, onReply };
 }
@@ -77,37 +79,38 @@ export function forecastInWorker(job: ForecastJob, timeoutMs = FORECAST_TIMEOUT_
   });
 }
 
-let launcher: { cmd: string; args: string[]; how: string } | undefined;
+export interface Launcher {
+  /** Command and arguments put before `node script` ([] = run node directly). */
+  prefix: string[];
+  how: string;
+}
+
+let launcher: Promise<Launcher> | undefined;
 
 /**
  * How to start a low-priority child: `chrt --idle 0` (SCHED_IDLE: runs only on CPU nothing else
- * wants) when util-linux's chrt works here, else `nice -n 19`, else plainly. Probed once.
+ * wants) when util-linux's chrt works here, else `nice -n 19`, else plainly. Probed once, with
+ * child processes run asynchronously: the proxy's event loop never waits for the probe.
  */
-export function lowPriorityLauncher(): { cmd: string; args: string[]; how: string } {
-  if (launcher) return launcher;
-  const works = (cmd: string, args: string[]): boolean => {
-    try {
-      return spawnSync(cmd, [...args, process.execPath, '-e', ''], { stdio: 'ignore', timeout: 5000 }).status === 0;
-    } catch {
-      return false;
-    }
-  };
-  if (process.platform === 'linux' && works('chrt', ['--idle', '0'])) launcher = { cmd: 'chrt', args: ['--idle', '0'], how: 'SCHED_IDLE' };
-  else if (process.platform !== 'win32' && works('nice', ['-n', '19'])) launcher = { cmd: 'nice', args: ['-n', '19'], how: 'nice 19' };
-  else launcher = { cmd: '', args: [], how: 'normal priority' };
+export function lowPriorityLauncher(): Promise<Launcher> {
+  const works = (prefix: string[]): Promise<boolean> =>
+    new Promise((resolve) => execFile(prefix[0]!, [...prefix.slice(1), 'true'], { timeout: 5000 }, (err) => resolve(err === null)));
+  launcher ??= (async (): Promise<Launcher> => {
+    if (process.platform === 'linux' && (await works(['chrt', '--idle', '0']))) return { prefix: ['chrt', '--idle', '0'], how: 'SCHED_IDLE' };
+    if (process.platform !== 'win32' && (await works(['nice', '-n', '19']))) return { prefix: ['nice', '-n', '19'], how: 'nice 19' };
+    return { prefix: [], how: 'normal priority' };
+  })();
   return launcher;
 }
 
-export function forecastInProcess(job: ForecastJob, timeoutMs = FORECAST_TIMEOUT_MS, signal?: AbortSignal, duty?: () => number): Promise<ForecastRun> {
+export async function forecastInProcess(job: ForecastJob, timeoutMs = FORECAST_TIMEOUT_MS, signal?: AbortSignal, duty?: () => number): Promise<ForecastRun> {
+  const prefix = job.priority !== 'normal' ? (await lowPriorityLauncher()).prefix : [];
   return new Promise((resolve, reject) => {
     const script = fileURLToPath(new URL('./forecast-child.js', import.meta.url));
-    const low = job.priority !== 'normal' ? lowPriorityLauncher() : { cmd: '', args: [], how: 'normal priority' };
-    const argv = [process.execPath, script];
+    const [cmd, ...args] = [...prefix, process.execPath, script];
     let child: ChildProcess;
     try {
-      child = low.cmd
-        ? spawn(low.cmd, [...low.args, ...argv], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' })
-        : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+      child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
     } catch (err) {
       reject(new AutopilotError('FORECAST_FAILED', `could not start the forecast process: ${(err as Error).message}`));
       return;

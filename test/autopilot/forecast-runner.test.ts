@@ -60,7 +60,7 @@ describe('low-priority forecast process', () => {
     const low = await forecastOffLoop('process', job('low'), 120_000);
     const normal = await forecastOffLoop('process', job('normal'), 120_000);
     if (chrtWorks()) {
-      assert.equal(lowPriorityLauncher().how, 'SCHED_IDLE');
+      assert.equal((await lowPriorityLauncher()).how, 'SCHED_IDLE');
       assert.match(low.ranAt!, /SCHED_IDLE/);
     } else {
       assert.match(low.ranAt!, /nice 19/);
