@@ -24,7 +24,7 @@ import { toErrorFields, ProtocolError } from '../protocol/errors.js';
 import { FrontendCode, type FrontendMessage, type FrontendReader } from '../protocol/frontend-reader.js';
 import { parseBind, parseClose, parseDescribe, parseParse, parseQuery } from '../protocol/frontend-messages.js';
 import { buildBind, buildClose, buildDescribe, buildParse, buildQuery, rewriteBindStatement, rewriteDescribeStatement } from '../protocol/frontend-writer.js';
-import { insertSelectForShard } from './insert-select.js';
+import { insertSelectRewriter } from './insert-select.js';
 import { splitInsertRows } from './insert-split.js';
 import { parseSetval, shardSetvalSql } from './setval.js';
 import { ScatterMerger, ScatterPlanCache, StrayFilterCache, type ScatterPlan } from '../scatter/index.js';
@@ -1318,8 +1318,8 @@ export class ClientSession implements ServerSink, SessionHandle {
       const tail = sql.slice(plan.tail[0], plan.tail[1]);
       for (const [shard, rows] of rowsByShard) perShard.set(shard, buildQuery(`${head}${rows.join(', ')}${tail}`));
     } else if (plan.kind === 'insert-select') {
-      const index = this.ctx.routing();
-      for (const s of shards) perShard.set(s, buildQuery(insertSelectForShard(sql, plan, index, s)));
+      const forShard = insertSelectRewriter(sql, plan, this.ctx.routing());
+      for (const s of shards) perShard.set(s, buildQuery(forShard(s)));
     } else if (isScatterRead(plan)) {
       // Each shard runs the rewritten query; the merger turns the answers into the client's.
       const index = this.ctx.routing();
@@ -1844,8 +1844,8 @@ export class ClientSession implements ServerSink, SessionHandle {
             return;
           }
           if (plan.kind === 'insert-select') {
-            const index = this.ctx.routing();
-            const perShard = new Map(t.shards.map((s) => [s, this.shardBatch(planned, (sql) => insertSelectForShard(sql, plan, index, s))]));
+            const forShard = insertSelectRewriter(bp.stmt.reg.sql, plan, this.ctx.routing());
+            const perShard = new Map(t.shards.map((s) => [s, this.shardBatch(planned, () => forShard(s))]));
             this.startFanOut(t.shards, 'rows', (link) => this.writeBatch(link, perShard.get(link.shardId)!), null, null, true);
             return;
           }

@@ -15,14 +15,18 @@ import { findInsertQuery } from '../router/lexer.js';
 import type { StatementPlan } from '../router/index.js';
 import { PgtideError } from '../../config/errors.js';
 
-export function insertSelectForShard(sql: string, plan: Extract<StatementPlan, { kind: 'insert-select' }>, index: RoutingIndex, shardId: number): string {
+/** The statement each shard runs, by shard id: the query is found and the key's hash built once. */
+export function insertSelectRewriter(sql: string, plan: Extract<StatementPlan, { kind: 'insert-select' }>, index: RoutingIndex): (shardId: number) => string {
   const span = findInsertQuery(sql, 0, sql.length);
   const info = index.table(plan.table);
   if (!span || info?.keyspaceId === undefined || info.keyType === undefined) {
     throw new PgtideError('INSERT_SELECT', `pgtide could not find the query of this INSERT … SELECT into ${plan.table}`, { sqlstate: 'XX000' });
   }
+  const keyspaceId = info.keyspaceId;
   const aliases = Array.from({ length: plan.keyPosition + 1 }, (_, i) => `pgtide_c${i}`);
-  const keep = anyRangeSql(hashSql(info.keyType, `pgtide_src.${aliases[plan.keyPosition]}`), index.ownedRanges(info.keyspaceId, shardId));
+  const hash = hashSql(info.keyType, `pgtide_src.${aliases[plan.keyPosition]}`);
   // Newlines around the query: a trailing -- comment in it must not swallow the closing parenthesis.
-  return `${sql.slice(0, span[0])}SELECT pgtide_src.* FROM (\n${sql.slice(span[0], span[1])}\n) AS pgtide_src(${aliases.join(', ')}) WHERE ${keep}${sql.slice(span[1])}`;
+  const head = `${sql.slice(0, span[0])}SELECT pgtide_src.* FROM (\n${sql.slice(span[0], span[1])}\n) AS pgtide_src(${aliases.join(', ')}) WHERE `;
+  const tail = sql.slice(span[1]);
+  return (shardId) => `${head}${anyRangeSql(hash, index.ownedRanges(keyspaceId, shardId))}${tail}`;
 }
