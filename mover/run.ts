@@ -1,6 +1,6 @@
 // One run of one job: the work of each state, the live cutover steps, error handling (retry, pause, fail).
 import type pg from 'pg';
-import { ChunkCopier } from './copier.js';
+import type { ChunkCopier } from './copier.js';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
 import { anyFenced, BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
@@ -241,9 +241,10 @@ export class JobRun {
     const progress: Record<string, TableProgress> = {};
     for (const t of tables) progress[t.name] = checkpoints.get(t.name) ?? { lastKey: null, done: false, rows: 0, bytes: 0 };
     const totals = () => Object.values(progress).reduce((a, p) => ({ rows: a.rows + p.rows, bytes: a.bytes + p.bytes }), { rows: 0, bytes: 0 });
-    const ends = { srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard) };
-    this.copier = s.copyInWorker ? this.m.copier : null;
-    const copier = this.copier;
+    const inWorker = s.copyInWorker
+      ? { copier: this.m.copier, ends: { srcUrl: await this.m.shards.url(this.job.sourceShard), dstUrl: await this.m.shards.url(this.job.targetShard) } }
+      : null;
+    this.copier = inWorker?.copier ?? null;
     // The foreground p99 before the copy: the leader's statements on the source in the last 30 s.
     const fg = this.m.foreground;
     if (fg && throttle.state.fgBaselineMs === undefined) {
@@ -257,8 +258,8 @@ export class JobRun {
       while (!cp.done) {
         const chunkStart = performance.now();
         const probing = probe(srcPool, t, cp.lastKey).catch(() => NaN);
-        cp = copier
-          ? await copier.copyChunk(this.id, ends, t, this.range, cp, throttle.state.chunkRows)
+        cp = inWorker
+          ? await inWorker.copier.copyChunk(this.id, inWorker.ends, t, this.range, cp, throttle.state.chunkRows)
           : await copyChunk(src, dst, this.id, t, this.range, cp, throttle.state.chunkRows);
         const ms = await probing;
         // A chunk too short to have seen enough statements is judged with the second before it too.
