@@ -6,38 +6,15 @@ import { test } from 'node:test';
 import { aloneLoad, ShardLoad } from '../../planner/load.js';
 import { planResharding } from '../../planner/plan.js';
 import type { Plan } from '../../planner/types.js';
-import { buildInput, type Fixture, type FixturePartition } from './workload.js';
+import { buildInput, flatPartition, inlineFixture, type Fixture, type FixturePartition } from './workload.js';
 
 const series = (...v: number[]) => Float64Array.from(v);
 const kinds = (p: Plan) => p.steps.map((s) => s.action.kind);
 
-function fixture(partitions: FixturePartition[], extra: Partial<Fixture> = {}): Fixture {
-  return {
-    name: 'inline',
-    description: 'inline',
-    seed: 1,
-    now: '2025-03-04T06:00:00Z',
-    shards: [
-      { id: 1, capacity: 1000 },
-      { id: 2, capacity: 1000 },
-    ],
-    spares: [{ id: 9, capacity: 1000 }],
-    partitions,
-    expect: {},
-    ...extra,
-  };
-}
+const fixture = (partitions: FixturePartition[], extra: Partial<Fixture> = {}): Fixture => inlineFixture('2025-03-04T06:00:00Z', partitions, extra);
 
-const flat = (id: number, from: number, to: number, shard: number, level: number, spread: number, bytes = 20e9): FixturePartition => ({
-  id,
-  from,
-  to,
-  shard,
-  bytes,
-  load: { shape: 'flat', level },
-  spread,
-  keys: { dist: 'uniform', n: 200 },
-});
+const flat = (id: number, from: number, to: number, shard: number, level: number, spread: number, bytes = 20e9): FixturePartition =>
+  flatPartition(id, from, to, shard, level, { bytes, spread });
 
 test('ShardLoad: planning load is max(Σ centre, upperScale · Σ p90); without an interval it is Σ p90 whatever the scale', () => {
   const l = new ShardLoad(3);

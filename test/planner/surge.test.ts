@@ -6,39 +6,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { planResharding } from '../../planner/plan.js';
 import type { Plan, PlanStep } from '../../planner/types.js';
-import { buildInput, type Fixture, type FixturePartition } from './workload.js';
+import { buildInput, flatPartition, inlineFixture, type Fixture, type FixturePartition } from './workload.js';
 
 const kinds = (p: Plan) => p.steps.map((s) => s.action.kind);
 const moves = (p: Plan) => p.steps.filter((s): s is PlanStep & { action: { kind: 'move'; partitionId: number; fromShard: number; toShard: number } } => s.action.kind === 'move');
 
-function fixture(partitions: FixturePartition[], extra: Partial<Fixture> = {}): Fixture {
-  return {
-    name: 'inline',
-    description: 'inline',
-    seed: 1,
-    now: '2025-03-04T12:00:00Z',
-    shards: [
-      { id: 1, capacity: 1000 },
-      { id: 2, capacity: 1000 },
-    ],
-    spares: [{ id: 9, capacity: 1000 }],
-    partitions,
-    expect: {},
-    ...extra,
-  };
-}
+const fixture = (partitions: FixturePartition[], extra: Partial<Fixture> = {}): Fixture => inlineFixture('2025-03-04T12:00:00Z', partitions, extra);
 
-const flat = (id: number, from: number, to: number, shard: number, level: number, bytes = 5e9, more: Partial<FixturePartition> = {}): FixturePartition => ({
-  id,
-  from,
-  to,
-  shard,
-  bytes,
-  load: { shape: 'flat', level },
-  spread: 0.1,
-  keys: { dist: 'uniform', n: 200 },
-  ...more,
-});
+const flat = (id: number, from: number, to: number, shard: number, level: number, bytes = 5e9, more: Partial<FixturePartition> = {}): FixturePartition =>
+  flatPartition(id, from, to, shard, level, { bytes, spread: 0.1, ...more });
 
 test('surge: a partition over its forecast that rose > 25 % in one interval is taken to rise once more by as much', () => {
   // Forecast 100 (p90 110); measured 250, up from 120: 380 before the next measurement, over the split limit of 300.

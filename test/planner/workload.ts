@@ -34,6 +34,29 @@ export interface FixturePartition {
   previous?: number;
 }
 
+/** A fixture written inline in a test: two shards and one spare of capacity 1000, nothing expected. */
+export function inlineFixture(now: string, partitions: FixturePartition[], extra: Partial<Fixture> = {}): Fixture {
+  return {
+    name: 'inline',
+    description: 'inline',
+    seed: 1,
+    now,
+    shards: [
+      { id: 1, capacity: 1000 },
+      { id: 2, capacity: 1000 },
+    ],
+    spares: [{ id: 9, capacity: 1000 }],
+    partitions,
+    expect: {},
+    ...extra,
+  };
+}
+
+/** A partition with flat load `level` over the key range [from, to) of its key space, uniform keys. */
+export function flatPartition(id: number, from: number, to: number, shard: number, level: number, more: Partial<FixturePartition> & { bytes: number; spread: number }): FixturePartition {
+  return { id, from, to, shard, load: { shape: 'flat', level }, keys: { dist: 'uniform', n: 200 }, ...more };
+}
+
 export interface ExpectedStep {
   kind: string;
   partition?: number;
