@@ -36,6 +36,8 @@ const exec = promisify(execFile);
 const env = (name: string, dflt: number) => (process.env[name] !== undefined && process.env[name] !== '' ? Number(process.env[name]) : dflt);
 const ROWS = env('PGTIDE_BENCH_MOVER_ROWS', 200000);
 const ROUNDS = env('BENCH_ROUNDS', 2);
+/** PGTIDE_BENCH_MOVER_SETTINGS: JSON of mover settings for every move of the run (e.g. '{"copyInWorker":false}'). */
+const benchSettings = (): Record<string, unknown> => JSON.parse(process.env.PGTIDE_BENCH_MOVER_SETTINGS || '{}') as Record<string, unknown>;
 
 async function server(): Promise<{ s: EmbeddedServer; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'pgtide-bench-mover-'));
@@ -97,7 +99,7 @@ async function throughput(): Promise<object> {
       },
     };
     const graceMs = 0;
-    mover = new Mover({ catalog, settings: { graceMs, chunkRows: 20000, maxChunkRows: 50000, cutoverBudgetMs: 1000, latencyFactor: env('PGTIDE_BENCH_MOVER_THROTTLE', Infinity) }, hooks,
+    mover = new Mover({ catalog, settings: { graceMs, cutoverBudgetMs: 1000, latencyFactor: env('PGTIDE_BENCH_MOVER_THROTTLE', Infinity), ...benchSettings() }, hooks,
       ...(trace ? { log: { info: (o: object, m: string) => process.stderr.write(`${m} ${JSON.stringify(o)}\n`), warn: () => {} } } : {}) });
     for (let round = 0; round < ROUNDS; round++) {
       // Baseline: the plain pipe into an empty copy of the table (same indexes) on the target.
@@ -196,7 +198,7 @@ async function underLoad(parts: Set<string>): Promise<{ cutover?: object; foregr
     const clock = new StepClock();
     const control = new TimedRoutingControl(cl.proxy.mover.routing);
     // As on the leader: the mover sees the proxy's foreground latencies (its throttle bounds them).
-    mover = new Mover({ catalog: cl.proxy.catalog, routing: control, foreground: cl.proxy.server.counters.latency, settings: { graceMs: env('PGTIDE_BENCH_MOVER_GRACE_MS', 500) }, hooks: clock.hooks });
+    mover = new Mover({ catalog: cl.proxy.catalog, routing: control, foreground: cl.proxy.server.counters.latency, settings: { graceMs: env('PGTIDE_BENCH_MOVER_GRACE_MS', 500), ...benchSettings() }, hooks: clock.hooks });
     const onShard0 = cl.partitions().filter((p) => p.shardId === 0);
     const out: { cutover?: object; foreground?: object } = {};
     if (parts.has('cutover')) {

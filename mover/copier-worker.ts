@@ -45,7 +45,7 @@ if (parentPort) {
       }
       try {
         const c = connections(m.jobId, m.srcUrl, m.dstUrl);
-        const cp = await copyChunk(await c.src, await c.dst, m.jobId, m.table, m.range, m.cp, m.chunkRows);
+        const cp = await copyChunk(await c.src, await c.dst, m.jobId, m.table, m.range, m.cp, m.chunkRows, m.bytesPerSec);
         port.postMessage({ id: m.id, ok: true, cp } satisfies CopierReply);
       } catch (err) {
         // The connections may be broken or mid-transaction: the job's next chunk starts on fresh ones.

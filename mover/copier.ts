@@ -13,7 +13,7 @@ export interface CopierSetup {
 }
 
 export type CopierRequest =
-  | { kind: 'chunk'; id: number; jobId: number; srcUrl: string; dstUrl: string; table: MoveTable; range: Range; cp: Checkpoint; chunkRows: number }
+  | { kind: 'chunk'; id: number; jobId: number; srcUrl: string; dstUrl: string; table: MoveTable; range: Range; cp: Checkpoint; chunkRows: number; bytesPerSec?: number }
   | { kind: 'release'; id: number; jobId: number };
 
 export type CopierReply =
@@ -63,8 +63,8 @@ export class ChunkCopier {
   }
 
   /** copyChunk (backfill.ts) in the worker on job `jobId`'s connections; errors keep their SQLSTATE and fields. */
-  async copyChunk(jobId: number, ends: CopyEnds, table: MoveTable, range: Range, cp: Checkpoint, chunkRows: number): Promise<Checkpoint> {
-    const r = await this.request({ kind: 'chunk', id: this.nextId++, jobId, ...ends, table, range, cp, chunkRows });
+  async copyChunk(jobId: number, ends: CopyEnds, table: MoveTable, range: Range, cp: Checkpoint, chunkRows: number, bytesPerSec?: number): Promise<Checkpoint> {
+    const r = await this.request({ kind: 'chunk', id: this.nextId++, jobId, ...ends, table, range, cp, chunkRows, ...(bytesPerSec === undefined ? {} : { bytesPerSec }) });
     if (!r.ok) throw Object.assign(new Error(r.error.message), r.error.fields);
     return r.cp!;
   }

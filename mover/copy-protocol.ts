@@ -168,16 +168,18 @@ export interface PipeResult {
  * Stream `COPY (…) TO STDOUT` on `src` into `COPY … FROM STDIN` on `dst`, row by row as it
  * arrives. Both statements must use the same format and column order.
  */
-export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.ClientBase, inSql: string): Promise<PipeResult> {
+export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.ClientBase, inSql: string, pace?: Pace): Promise<PipeResult> {
   const sink = new CopyIn(inSql);
   void dst.query(sink as unknown as pg.QueryConfig);
   // The last row is kept as a copy: the chunk is a view into src's receive buffer (see CopyIn.write).
   let last = Buffer.allocUnsafe(256);
   let lastLength = -1;
+  const pacer = pace && Number.isFinite(pace.bytesPerSec) && pace.bytesPerSec > 0 ? new Pacer(pace.bytesPerSec, sourceStream(src)) : null;
   const source = new CopyOut(outSql, (chunk) => {
     if (chunk.length > last.length) last = Buffer.allocUnsafe(Math.max(chunk.length, last.length * 2));
     lastLength = chunk.copy(last);
     sink.write(chunk);
+    pacer?.took(chunk.length);
   });
   void src.query(source as unknown as pg.QueryConfig);
   try {
@@ -191,6 +193,59 @@ export async function copyPipe(src: pg.ClientBase, outSql: string, dst: pg.Clien
   const rows = await sink.done;
   return { rows, bytes: source.bytes, lastRow: lastLength < 0 ? null : Buffer.from(last.subarray(0, lastLength)) };
 }
+
+/** A rate limit for one copyPipe: the source's socket is paused whenever the copy runs ahead of it. */
+export interface Pace {
+  bytesPerSec: number;
+}
+
+/** The socket under a pg client (pg keeps it on its connection; pausing it stops the COPY's rows). */
+function sourceStream(c: pg.ClientBase): { pause(): void; resume(): void } | null {
+  const stream = (c as unknown as { connection?: { stream?: { pause?: unknown; resume?: unknown } } }).connection?.stream;
+  return stream && typeof stream.pause === 'function' && typeof stream.resume === 'function' ? (stream as { pause(): void; resume(): void }) : null;
+}
+
+/**
+ * Token bucket over the copied bytes. Pausing the socket is what spreads the work of both servers
+ * over time: the source backend blocks on its full send buffer and the target gets rows only as
+ * fast as they are passed on, so neither runs flat out while foreground statements wait for a CPU.
+ */
+class Pacer {
+  private readonly t0 = performance.now();
+  private bytes = 0;
+  private paused = false;
+
+  constructor(private readonly bytesPerSec: number, private readonly stream: { pause(): void; resume(): void } | null) {}
+
+  took(n: number): void {
+    this.bytes += n;
+    if (this.paused || !this.stream) return;
+    // Ahead of the budget by more than PACE_SLACK_MS worth of bytes: wait until it catches up.
+    if (this.aheadMs() <= PACE_SLACK_MS) return;
+    this.paused = true;
+    this.stream.pause();
+    this.wait();
+  }
+
+  private aheadMs(): number {
+    return (this.bytes / this.bytesPerSec) * 1000 - (performance.now() - this.t0);
+  }
+
+  /** The rest of the socket read that crossed the budget is still counted after pause(): re-check before resuming. */
+  private wait(): void {
+    setTimeout(() => {
+      if (this.aheadMs() > PACE_SLACK_MS) {
+        this.wait();
+        return;
+      }
+      this.paused = false;
+      this.stream!.resume();
+    }, Math.max(1, this.aheadMs()));
+  }
+}
+
+/** How far ahead of its rate a paced copy may run before it waits (ms): the size of its bursts. */
+const PACE_SLACK_MS = 5;
 
 /** Decode one field of a COPY text-format row (backslash escapes; `\N` is NULL). */
 export function copyTextField(row: Buffer, index: number): string | null {

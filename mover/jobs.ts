@@ -29,6 +29,12 @@ export interface ThrottleState {
   fgBaselineMs?: number;
   /** p99 of those statements during each of the last few chunks, ms. */
   fgRecentMs?: number[];
+  /**
+   * The copy's pace, bytes/s (absent: unpaced). Set once foreground statements share the source:
+   * half the first chunk's speed, then halved whenever latency goes over its bound and raised by
+   * a tenth per chunk inside it.
+   */
+  bytesPerSec?: number;
 }
 
 /** Everything a job has learned so far; each step persists its part, a resumed run reads it back. */

@@ -14,6 +14,8 @@ export interface MoveTable {
   columns: string[];
   /** Position of the key column in `columns`. */
   keyIndex: number;
+  /** A unique index on the key column alone: a chunk may end after exactly n rows (no key is split). */
+  uniqueKey?: boolean;
 }
 
 export interface ColumnInfo {
@@ -94,6 +96,15 @@ export async function tableColumns(c: pg.ClientBase | pg.Pool, table: string): P
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [quoteTable(table)]);
   return rows.map((r) => ({ name: r.name, type: r.type, notNull: r.not_null, default: r.def, generated: r.generated !== '' }));
+}
+
+/** Whether `table` has a unique index on `column` alone (no expression, no predicate). */
+export async function hasUniqueIndexOn(c: pg.ClientBase | pg.Pool, table: string, column: string): Promise<boolean> {
+  const { rows } = await c.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2) AS ok`,
+    [quoteTable(table), column]);
+  return rows[0]?.ok === true;
 }
 
 /** Differences between two column lists (by name and type; order may differ), empty when equal. */

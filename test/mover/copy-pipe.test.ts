@@ -79,3 +79,23 @@ test('rows longer than a CopyData stage (100 kB) pass whole, among short ones', 
   const [a, b] = [(await src.query(SUM('pipe_big'))).rows[0], (await dst.query(SUM('pipe_dst'))).rows[0]];
   assert.deepEqual(b, a);
 });
+
+test('a paced pipe holds its rate: the rows arrive intact and no faster than the pace allows', async () => {
+  await dst.query('TRUNCATE pipe_dst');
+  const t0 = performance.now();
+  const unpaced = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN'), 30000);
+  const unpacedMs = performance.now() - t0;
+  await dst.query('TRUNCATE pipe_dst');
+  // A pace that needs about 1.2 s for the ~0.9 MB of rows, whatever the unpaced speed was.
+  const bytesPerSec = unpaced.bytes / 1.2;
+  const t1 = performance.now();
+  const paced = await within(copyPipe(src, 'COPY (SELECT id, v FROM pipe_src ORDER BY id) TO STDOUT', dst, 'COPY pipe_dst (id, v) FROM STDIN', { bytesPerSec }), 30000);
+  const pacedMs = performance.now() - t1;
+  assert.equal(paced.rows, 20000);
+  assert.equal(paced.bytes, unpaced.bytes);
+  // The bucket lets a copy run PACE_SLACK_MS (5 ms) ahead, and the last socket read may carry ~64 kB past it.
+  const floorMs = ((paced.bytes - 65536) / bytesPerSec) * 1000 - 5;
+  assert.ok(pacedMs >= floorMs, `paced copy took ${pacedMs.toFixed(0)} ms, the pace allows no less than ${floorMs.toFixed(0)} ms (unpaced ${unpacedMs.toFixed(0)} ms)`);
+  const [a, b] = [(await src.query(SUM('pipe_src'))).rows[0], (await dst.query(SUM('pipe_dst'))).rows[0]];
+  assert.deepEqual(b, a, 'the target holds exactly the source rows');
+});

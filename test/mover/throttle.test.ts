@@ -1,7 +1,8 @@
 // The backfill throttle, as a pure state machine fed probe latencies.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PROBE_WINDOW, Throttle, type ThrottleOptions } from '../../mover/backfill.js';
+import { MIN_BYTES_PER_SEC, PROBE_WINDOW, Throttle, type ThrottleOptions } from '../../mover/backfill.js';
+import { chunkRowsFor } from '../../mover/run.js';
 
 const OPTS: ThrottleOptions = { chunkRows: 1000, minChunkRows: 100, maxChunkRows: 50000, latencyFactor: 2, latencyFloorMs: 2, maxDelayMs: 1000 };
 
@@ -91,4 +92,41 @@ test('foreground samples age out when chunks bring none: a copy throttled to tin
   assert.deepEqual(t.state.fgRecentMs, [], 'no stale sample left');
   for (let i = 0; i < 10; i++) t.observe(1, undefined);
   assert.equal(t.state.delayMs, 0, 'the pauses went away');
+});
+
+test('with foreground statements on the source the copy is paced: half its first speed, halved when over the bound, a tenth faster per chunk inside it', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  t.setForegroundBaseline(5);
+  // 1 MB in 100 ms: 10 MB/s unpaced.
+  t.observe(1, 5, { bytes: 1_000_000, ms: 100 });
+  assert.equal(t.state.bytesPerSec, 5_000_000, 'the pace starts at half the first chunk\'s speed');
+  t.observe(1, 5, { bytes: 1_000_000, ms: 200 });
+  assert.ok(Math.abs(t.state.bytesPerSec! - 5_500_000) < 1, 'inside the bound: a tenth faster');
+  for (let i = 0; i < 3; i++) t.observe(1, 50, { bytes: 1_000_000, ms: 200 });
+  assert.ok(t.state.bytesPerSec! < 5_000_000 / 2, `over the bound: the pace halves (${t.state.bytesPerSec})`);
+  assert.equal(t.state.delayMs, 0, 'no pauses between chunks while the pace can still drop');
+  assert.ok(t.state.chunkRows > OPTS.chunkRows, 'over the bound the chunk size is left alone: the pace is what drops');
+  // Sustained: the pace reaches its floor, and only then do pauses between chunks start.
+  for (let i = 0; i < 20; i++) t.observe(1, 50, { bytes: 100_000, ms: 400 });
+  assert.equal(t.state.bytesPerSec, MIN_BYTES_PER_SEC);
+  assert.ok(t.state.delayMs > 0, 'at the floor, pauses take over');
+  // Back inside the bound: pauses go first, then the pace climbs.
+  for (let i = 0; i < 30; i++) t.observe(1, 5, { bytes: 250_000, ms: 1000 });
+  assert.equal(t.state.delayMs, 0);
+  assert.ok(t.state.bytesPerSec! > 2 * MIN_BYTES_PER_SEC, `the pace climbs back (${t.state.bytesPerSec})`);
+});
+
+test('without foreground statements before the copy there is no pace: probes and chunk sizes alone throttle', () => {
+  const t = new Throttle(OPTS, 1, undefined);
+  for (let i = 0; i < 5; i++) t.observe(1, undefined, { bytes: 1_000_000, ms: 100 });
+  assert.equal(t.state.bytesPerSec, undefined);
+  assert.ok(t.state.chunkRows > OPTS.chunkRows);
+});
+
+test('a paced chunk is sized to last about a second at the pace; an unpaced one keeps the throttle\'s size', () => {
+  assert.equal(chunkRowsFor(50000, undefined, { rows: 1000, bytes: 100_000 }, 100), 50000);
+  assert.equal(chunkRowsFor(50000, 1_000_000, { rows: 0, bytes: 0 }, 100), 50000, 'no rows copied yet: no row size to go by');
+  assert.equal(chunkRowsFor(50000, 1_000_000, { rows: 1000, bytes: 100_000 }, 100), 10000, '1 MB/s of 100-byte rows');
+  assert.equal(chunkRowsFor(5000, 1_000_000, { rows: 1000, bytes: 100_000 }, 100), 5000, 'never more than the throttle allows');
+  assert.equal(chunkRowsFor(50000, 1_000, { rows: 1000, bytes: 100_000 }, 100), 100, 'never fewer than the minimum');
 });
