@@ -1,5 +1,5 @@
 // Adapts the mover's API to what the admin console shows (SHOW JOBS, SHOW JOB n, MOVE, PAUSE…).
-import type { Mover } from '../mover/index.js';
+import type { JobDetail, Mover } from '../mover/index.js';
 import type { JobsBackend } from '../proxy/admin/admin-session.js';
 
 type Cell = string | number | boolean | null;
@@ -28,6 +28,7 @@ export function moverAdmin(mover: Mover): JobsBackend {
         ['id', d.id], ['state', d.state], ['partition', d.partitionId], ['range', `[${d.lo}, ${d.hi})`],
         ['source', d.sourceShard], ['target', d.targetShard], ['rows_copied', d.rowsCopied], ['bytes_copied', d.bytesCopied],
         ['estimated_rows', d.estimatedRows], ['lag', d.lag], ['eta_seconds', d.etaSeconds === null ? null : Math.round(d.etaSeconds)],
+        ['throttle', d.throttle ? throttleText(d.throttle) : null],
         ['verification', d.verification ? JSON.stringify(d.verification) : null],
         ['verify_on_demand', d.onDemandVerification ? JSON.stringify(d.onDemandVerification) : null], ['cutover_pause_ms', d.cutoverPauseMs],
         ['cutover_attempts', d.cutoverAttempts], ['reason', d.reason], ['error', d.error],
@@ -36,4 +37,10 @@ export function moverAdmin(mover: Mover): JobsBackend {
       return { columns: ['field', 'value'], rows };
     },
   };
+}
+
+/** The backfill throttle's state in one line: chunk size, pace, pauses, how often it backed off. */
+function throttleText(t: NonNullable<JobDetail['throttle']>): string {
+  const pace = t.bytesPerSec === undefined ? 'unpaced' : `paced at ${(t.bytesPerSec / 1e6).toFixed(2)} MB/s`;
+  return `chunks of ${t.chunkRows} rows, ${pace}, ${Math.round(t.delayMs)} ms between chunks, ${t.throttledChunks} chunks throttled`;
 }

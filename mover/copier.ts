@@ -32,9 +32,17 @@ export class ChunkCopier {
 
   constructor(private readonly setup: CopierSetup) {}
 
+  /** Whether a worker thread was ever started (chunks were copied off this thread). */
+  get started(): boolean {
+    return this.everStarted;
+  }
+
+  private everStarted = false;
+
   private start(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./copier-worker.js', import.meta.url), { workerData: this.setup });
+    this.everStarted = true;
     w.on('message', (r: CopierReply) => {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);

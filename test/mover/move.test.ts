@@ -189,4 +189,33 @@ describe('mover', () => {
       await mover.close();
     }
   });
+  test('with foreground statements on the shards the copy is paced and runs in the copy worker; nothing is lost', async () => {
+    const catalog = cluster.proxy.catalog;
+    const part = partitionOn(0);
+    const urls = cluster.shards.map((s) => s.url('app'));
+    const writers = startWriters(urls, view, ledger, { writers: 2, keys: 200 });
+    // The leader proxy's view of its own statements: steady, 5 ms p99 on every shard.
+    const asked: number[] = [];
+    const foreground = { recentQuantile: (shard: number) => (asked.push(shard), { ms: 5, n: 200 }) };
+    const routing = new InProcessRoutingControl([cluster.proxy.server], () => catalog.loadRoutingTable());
+    const mover = new Mover({ catalog, routing, foreground, settings: { ...SETTINGS, copyInWorker: 'auto' } });
+    try {
+      const job = await mover.startMove(part.id, 1);
+      const done = await mover.runJob(job.id);
+      const stats = await writers.stop();
+      assert.equal(done.state, JobState.Done, `job ended ${done.state}: ${done.error ?? done.reason}`);
+      assert.deepEqual(stats.errors, []);
+      const detail = await mover.jobDetail(job.id);
+      assert.equal(detail.throttle?.fgBaselineMs, 5, 'the foreground p99 before the copy is the baseline');
+      assert.ok(detail.throttle?.bytesPerSec !== undefined && detail.throttle.bytesPerSec > 0, `the copy was paced (${JSON.stringify(detail.throttle)})`);
+      assert.ok(asked.includes(0), 'the source\'s statements were consulted');
+      // copyInWorker 'auto' with traffic: the chunks ran on the worker's own connections.
+      assert.ok(mover.copier.started, 'the copy worker was started');
+      await checkInvariants(shards, catalog, ledger);
+      assert.equal(await rangeCount(shards[0]!, 'accounts', 'id', part.lo, part.hi), 0, 'no account of the range left on the source');
+    } finally {
+      await writers.stop().catch(() => {});
+      await mover.close();
+    }
+  });
 });

@@ -133,6 +133,7 @@ test('writers on two proxies keep running while a partition moves, splits and mo
     const moved = await admin.query(`MOVE PARTITION ${p.id} TO SHARD 1`);
     const job1 = await waitForJob(admin, Number(moved.rows[0].job));
     assert.equal(job1.state, 'done', JSON.stringify(job1));
+    assert.match(job1.throttle!, /^chunks of \d+ rows, (unpaced|paced at [\d.]+ MB\/s), \d+ ms between chunks, \d+ chunks throttled$/, 'SHOW JOB shows the throttle');
     // 2. Split another partition of shard 0 and move its upper half to shard 1.
     const q = (await admin.query('SHOW PARTITIONS')).rows.find((r) => r.shard === '0')!;
     await admin.query(`SPLIT PARTITION ${q.id} MOVE TO SHARD 1`);
