@@ -1,0 +1,110 @@
+// Issue 6, "target dies mid-copy: the job pauses with a reason and resumes when it returns": the
+// target server is stopped after the first committed chunk; the job retries for transientRetryMs,
+// then rests in paused with the server's error as its reason; the server is started again on the
+// same data, RESUME, and the move finishes from its checkpoint with every row once, on the
+// target. Run twice: chunks copied in this thread, and in the copy worker (its connections die
+// with the server too and must be replaced).
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { freePort, startEmbeddedServer, type EmbeddedServer } from '../../cli/embedded-server.js';
+import { Catalog } from '../../config/catalog.js';
+import { JobState, Mover } from '../../mover/index.js';
+import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/postgres.js';
+
+const TABLE = 'CREATE TABLE accounts (id int8 PRIMARY KEY, balance int8 NOT NULL)';
+const SUM = (lo: bigint, hi: bigint) => `SELECT count(*)::int AS n, coalesce(sum(balance), 0)::text AS s FROM accounts
+  WHERE hashint8extended(id, 0) >= '${lo}'::int8 AND hashint8extended(id, 0) < '${hi}'::numeric`;
+
+describe('target down mid-copy', () => {
+  let catalogServer: TestServer;
+  let source: TestServer;
+  let target: EmbeddedServer | null = null;
+  const targetDir = mkdtempSync(join(tmpdir(), 'pgtide-target-down-'));
+  chmodSync(targetDir, 0o755); // the server runs as the postgres user
+  let targetPort = 0;
+  let catalog: Catalog;
+
+  const startTarget = async () => {
+    // Not ephemeral: a stop keeps the data, so the restart finds the rows committed before it.
+    target = await startEmbeddedServer({ dataDir: join(targetDir, 'pg'), port: targetPort, user: 'postgres', password: 'test-password', ephemeral: false });
+    return target;
+  };
+  const query = async (url: string, sql: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query(sql)).rows;
+    } finally {
+      await c.end();
+    }
+  };
+
+  before(async () => {
+    targetPort = await freePort();
+    [catalogServer, source] = await Promise.all([startTestServer(), startTestServer()]);
+    const t = await startTarget();
+    for (const url of [source.url('postgres'), t.url('postgres')]) await query(url, 'CREATE DATABASE app');
+    await query(source.url('app'), TABLE);
+    await query(t.url('app'), TABLE);
+    catalog = await Catalog.open(catalogServer.url('postgres'));
+    await catalog.ensureShards([source.url('app'), t.url('app')]);
+    await catalog.shardTable('accounts', 'id', 'int8', { partitions: 2 });
+    // Every row on the source; the test moves whichever partition the source owns.
+    await query(source.url('app'), 'INSERT INTO accounts SELECT g, g FROM generate_series(1, 40000) g');
+  });
+
+  after(async () => {
+    await catalog?.close().catch(() => {});
+    await target?.stop().catch(() => {});
+    await stopAllTestServers();
+    rmSync(targetDir, { recursive: true, force: true });
+  });
+
+  for (const copyInWorker of [false, true]) {
+    test(`chunks copied ${copyInWorker ? 'in the copy worker' : 'in this thread'}: the job pauses with the reason, resumes when the target is back, nothing lost`, async () => {
+      const routing = await catalog.loadRoutingTable();
+      const part = routing.partitions.find((p) => p.shardId === 0)!;
+      const before = (await query(source.url('app'), SUM(part.lo, part.hi)))[0];
+      assert.ok(before.n > 5000, `the partition holds rows (${before.n})`);
+      let stopped = false;
+      const mover = new Mover({
+        catalog,
+        settings: { chunkRows: 2000, maxChunkRows: 2000, graceMs: 0, retryDelayMs: 100, transientRetryMs: 1500, copyInWorker },
+        hooks: {
+          async onStep(_id, step) {
+            if (step === 'chunk' && !stopped) {
+              stopped = true;
+              await target!.stop();
+            }
+          },
+        },
+      });
+      try {
+        const job = await mover.startMove(part.id, 1);
+        const paused = await mover.runJob(job.id);
+        assert.ok(stopped, 'the target was stopped after the first chunk');
+        assert.equal(paused.state, JobState.Paused, `job rests in paused (was ${paused.state}: ${paused.error ?? paused.reason})`);
+        assert.match(paused.reason ?? '', /waiting for a server/, 'the reason says what it waits for');
+        const detail = await mover.jobDetail(job.id);
+        assert.ok(detail.rowsCopied >= 2000 && detail.rowsCopied < before.n, `the first chunk's rows count, not more (${detail.rowsCopied})`);
+
+        await startTarget();
+        await mover.resume(job.id);
+        const done = await mover.runJob(job.id);
+        assert.equal(done.state, JobState.Done, `job ended ${done.state}: ${done.error ?? done.reason}`);
+        const on = (url: string) => query(url, SUM(part.lo, part.hi)).then((r) => r[0]);
+        assert.deepEqual(await on(target!.url('app')), before, 'the target holds the range exactly once');
+        assert.deepEqual(await on(source.url('app')), { n: 0, s: '0' }, 'the source no longer holds it');
+        // The next round moves the partition back: the source must own it again for the next case.
+        const back = await mover.startMove(part.id, 0);
+        assert.equal((await mover.runJob(back.id)).state, JobState.Done);
+      } finally {
+        await mover.close();
+      }
+    });
+  }
+});
