@@ -29,3 +29,10 @@ export function isTransient(err: unknown): boolean {
   const m = String(e?.message ?? '');
   return /Connection terminated|connection timeout|not queryable|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(m);
 }
+
+/** The reason a job rests in paused with when a server stayed unreachable; the leader resumes it once they answer. */
+export const WAITING_FOR_SERVER = 'waiting for a server';
+
+export function isWaitingForServer(reason: string | null | undefined): boolean {
+  return reason?.startsWith(WAITING_FOR_SERVER) === true;
+}

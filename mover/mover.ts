@@ -5,12 +5,13 @@
 // transition. Shard-side progress lives where it is atomic with the data: the copy checkpoint in
 // the target's transaction, the changelog in the source's. A runner killed at any point leaves a
 // job that the next runJob (by the next leader) continues from its last state.
+import pg from 'pg';
 import { ChunkCopier } from './copier.js';
 import type { Catalog } from '../config/catalog.js';
 import type { KeyType } from '../config/types.js';
 import { changelogLag } from './capture.js';
 import { DryRunCutover, runCutover } from './cutover.js';
-import { MoverError, unknownShard } from './errors.js';
+import { isWaitingForServer, MoverError, unknownShard } from './errors.js';
 import { JobStore, type Job, type JobEvent, type JobProgress, type JobSettings, type VerificationResult } from './jobs.js';
 import { lockPartition } from './partitions.js';
 import { NoProxyRoutingControl, type RoutingControl } from './routing-control.js';
@@ -316,13 +317,37 @@ export class Mover {
     return dry.log.map((l) => `job ${job.id}: ${l}`);
   }
 
-  /** Run every job that is neither paused, failed nor finished (the leader's loop calls this). */
+  /**
+   * Run every job that is neither paused, failed nor finished (the leader's loop calls this). A
+   * job the runner paused because a server stayed unreachable (not one paused by request) is
+   * resumed first once both its shards answer again.
+   */
   async runPending(): Promise<Job[]> {
     const out: Job[] = [];
     for (const j of await this.store.list()) {
+      if (j.state === JobState.Paused && isWaitingForServer(j.reason) && await this.reachable(j.sourceShard) && await this.reachable(j.targetShard)) {
+        await this.resume(j.id);
+        out.push(await this.runJob(j.id));
+        continue;
+      }
       if (isActive(j.state) && j.state !== JobState.Paused && j.state !== JobState.Failed) out.push(await this.runJob(j.id));
     }
     return out;
+  }
+
+  /** Whether the shard answers a query now (a fresh connection, short timeout). */
+  private async reachable(shardId: number): Promise<boolean> {
+    const c = new pg.Client({ connectionString: await this.shards.url(shardId), connectionTimeoutMillis: 2000, application_name: this.shards.appName });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await c.end().catch(() => {});
+    }
   }
 
   // ---------------------------------------------------------------- runner

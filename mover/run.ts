@@ -4,7 +4,7 @@ import type { ChunkCopier, CopyEnds } from './copier.js';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
 import { anyFenced, BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
-import { isTransient, MoverError } from './errors.js';
+import { isTransient, MoverError, WAITING_FOR_SERVER } from './errors.js';
 import type { Job, JobPatch, TableProgress } from './jobs.js';
 import type { Mover, MoverSettings } from './mover.js';
 import type { HeldRange } from './routing-control.js';
@@ -175,13 +175,13 @@ export class JobRun {
     if (isTransient(err)) {
       if (this.transientSince === null) {
         this.transientSince = Date.now();
-        await this.m.store.note(this.id, state, `waiting for a server, retrying: ${msg}`).catch(() => {});
+        await this.m.store.note(this.id, state, `${WAITING_FOR_SERVER}, retrying: ${msg}`).catch(() => {});
       }
       if (Date.now() - this.transientSince < this.settings.transientRetryMs) {
         await sleep(this.settings.retryDelayMs);
         return true;
       }
-      return this.rest(JobState.Paused, `waiting for a server: ${msg}`);
+      return this.rest(JobState.Paused, `${WAITING_FOR_SERVER}: ${msg}`);
     }
     this.m.info({ job: this.id, state, err: msg }, 'job step failed');
     return this.rest(state === JobState.Cleanup ? JobState.Paused : JobState.Failed, msg);

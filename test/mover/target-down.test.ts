@@ -1,8 +1,9 @@
 // Issue 6, "target dies mid-copy: the job pauses with a reason and resumes when it returns": the
 // target server is stopped after the first committed chunk; the job retries for transientRetryMs,
-// then rests in paused with the server's error as its reason; the server is started again on the
-// same data, RESUME, and the move finishes from its checkpoint with every row once, on the
-// target. Run twice: chunks copied in this thread, and in the copy worker (its connections die
+// then rests in paused with the server's error as its reason; the leader's pass leaves it there
+// while the target is down; the server is started again on the same data, and the next pass
+// resumes the job by itself (a job paused by request is never resumed so); the move finishes from
+// its checkpoint with every row once, on the target. Run twice: chunks copied in this thread, and in the copy worker (its connections die
 // with the server too and must be replaced).
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -92,15 +93,26 @@ describe('target down mid-copy', () => {
         const detail = await mover.jobDetail(job.id);
         assert.ok(detail.rowsCopied >= 2000 && detail.rowsCopied < before.n, `the first chunk's rows count, not more (${detail.rowsCopied})`);
 
+        // While the target is down the leader's pass leaves the job paused.
+        assert.deepEqual((await mover.runPending()).map((j) => j.id), [], 'nothing to run while the target is down');
+        assert.equal((await mover.store.load(job.id)).state, JobState.Paused);
         await startTarget();
-        await mover.resume(job.id);
-        const done = await mover.runJob(job.id);
+        // The leader's next pass sees both shards answer and resumes the job without RESUME JOB.
+        const ran = await mover.runPending();
+        assert.deepEqual(ran.map((j) => j.id), [job.id]);
+        const done = ran[0]!;
         assert.equal(done.state, JobState.Done, `job ended ${done.state}: ${done.error ?? done.reason}`);
         const on = (url: string) => query(url, SUM(part.lo, part.hi)).then((r) => r[0]);
         assert.deepEqual(await on(target!.url('app')), before, 'the target holds the range exactly once');
         assert.deepEqual(await on(source.url('app')), { n: 0, s: '0' }, 'the source no longer holds it');
-        // The next round moves the partition back: the source must own it again for the next case.
+        assert.ok((await mover.jobDetail(job.id)).events.some((e) => /resumed \(was paused: waiting for a server/.test(e.detail ?? '')), 'the resume is an event with the reason');
+        // A job paused by request stays paused however reachable its shards are.
         const back = await mover.startMove(part.id, 0);
+        await mover.pause(back.id);
+        assert.deepEqual((await mover.runPending()).map((j) => j.id), []);
+        assert.equal((await mover.store.load(back.id)).state, JobState.Paused);
+        // Moved back: the source must own the partition again for the next case.
+        await mover.resume(back.id);
         assert.equal((await mover.runJob(back.id)).state, JobState.Done);
       } finally {
         await mover.close();
