@@ -3,8 +3,9 @@
 // then rests in paused with the server's error as its reason; the leader's pass leaves it there
 // while the target is down; the server is started again on the same data, and the next pass
 // resumes the job by itself (a job paused by request is never resumed so); the move finishes from
-// its checkpoint with every row once, on the target. Run twice: chunks copied in this thread, and in the copy worker (its connections die
-// with the server too and must be replaced).
+// its checkpoint with every row once, on the target. Run for chunks copied in this thread and in
+// the copy worker (its connections die with the server too and must be replaced), and once with
+// the source stopped instead ("source dies: the job waits").
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,20 +21,38 @@ const TABLE = 'CREATE TABLE accounts (id int8 PRIMARY KEY, balance int8 NOT NULL
 const SUM = (lo: bigint, hi: bigint) => `SELECT count(*)::int AS n, coalesce(sum(balance), 0)::text AS s FROM accounts
   WHERE hashint8extended(id, 0) >= '${lo}'::int8 AND hashint8extended(id, 0) < '${hi}'::numeric`;
 
-describe('target down mid-copy', () => {
+/** An embedded server that can be stopped and started again on the same data directory and port. */
+function restartable(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), `pgtide-${name}-down-`));
+  chmodSync(dir, 0o755); // the server runs as the postgres user
+  let port = 0;
+  let server: EmbeddedServer | null = null;
+  return {
+    get server() {
+      return server!;
+    },
+    url: (db: string) => server!.url(db),
+    async start() {
+      port ||= await freePort();
+      // Not ephemeral: a stop keeps the data, so the restart finds the rows committed before it.
+      server = await startEmbeddedServer({ dataDir: join(dir, 'pg'), port, user: 'postgres', password: 'test-password', ephemeral: false });
+    },
+    async stop() {
+      await server?.stop();
+    },
+    async remove() {
+      await server?.stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('a shard down mid-copy', () => {
   let catalogServer: TestServer;
-  let source: TestServer;
-  let target: EmbeddedServer | null = null;
-  const targetDir = mkdtempSync(join(tmpdir(), 'pgtide-target-down-'));
-  chmodSync(targetDir, 0o755); // the server runs as the postgres user
-  let targetPort = 0;
+  const source = restartable('source');
+  const target = restartable('target');
   let catalog: Catalog;
 
-  const startTarget = async () => {
-    // Not ephemeral: a stop keeps the data, so the restart finds the rows committed before it.
-    target = await startEmbeddedServer({ dataDir: join(targetDir, 'pg'), port: targetPort, user: 'postgres', password: 'test-password', ephemeral: false });
-    return target;
-  };
   const query = async (url: string, sql: string) => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
@@ -45,14 +64,13 @@ describe('target down mid-copy', () => {
   };
 
   before(async () => {
-    targetPort = await freePort();
-    [catalogServer, source] = await Promise.all([startTestServer(), startTestServer()]);
-    const t = await startTarget();
-    for (const url of [source.url('postgres'), t.url('postgres')]) await query(url, 'CREATE DATABASE app');
-    await query(source.url('app'), TABLE);
-    await query(t.url('app'), TABLE);
+    [catalogServer] = await Promise.all([startTestServer(), source.start(), target.start()]);
+    for (const s of [source, target]) {
+      await query(s.url('postgres'), 'CREATE DATABASE app');
+      await query(s.url('app'), TABLE);
+    }
     catalog = await Catalog.open(catalogServer.url('postgres'));
-    await catalog.ensureShards([source.url('app'), t.url('app')]);
+    await catalog.ensureShards([source.url('app'), target.url('app')]);
     await catalog.shardTable('accounts', 'id', 'int8', { partitions: 2 });
     // Every row on the source; the test moves whichever partition the source owns.
     await query(source.url('app'), 'INSERT INTO accounts SELECT g, g FROM generate_series(1, 40000) g');
@@ -60,13 +78,13 @@ describe('target down mid-copy', () => {
 
   after(async () => {
     await catalog?.close().catch(() => {});
-    await target?.stop().catch(() => {});
+    await Promise.all([source.remove(), target.remove()]);
     await stopAllTestServers();
-    rmSync(targetDir, { recursive: true, force: true });
   });
 
-  for (const copyInWorker of [false, true]) {
-    test(`chunks copied ${copyInWorker ? 'in the copy worker' : 'in this thread'}: the job pauses with the reason, resumes when the target is back, nothing lost`, async () => {
+  const cases = [{ down: target, name: 'target', copyInWorker: false }, { down: target, name: 'target', copyInWorker: true }, { down: source, name: 'source', copyInWorker: false }];
+  for (const { down, name, copyInWorker } of cases) {
+    test(`${name} stopped mid-copy, chunks copied ${copyInWorker ? 'in the copy worker' : 'in this thread'}: the job pauses with the reason, resumes when the server is back, nothing lost`, async () => {
       const routing = await catalog.loadRoutingTable();
       const part = routing.partitions.find((p) => p.shardId === 0)!;
       const before = (await query(source.url('app'), SUM(part.lo, part.hi)))[0];
@@ -79,7 +97,7 @@ describe('target down mid-copy', () => {
           async onStep(_id, step) {
             if (step === 'chunk' && !stopped) {
               stopped = true;
-              await target!.stop();
+              await down.stop();
             }
           },
         },
@@ -87,23 +105,23 @@ describe('target down mid-copy', () => {
       try {
         const job = await mover.startMove(part.id, 1);
         const paused = await mover.runJob(job.id);
-        assert.ok(stopped, 'the target was stopped after the first chunk');
+        assert.ok(stopped, `the ${name} was stopped after the first chunk`);
         assert.equal(paused.state, JobState.Paused, `job rests in paused (was ${paused.state}: ${paused.error ?? paused.reason})`);
         assert.match(paused.reason ?? '', /waiting for a server/, 'the reason says what it waits for');
         const detail = await mover.jobDetail(job.id);
         assert.ok(detail.rowsCopied >= 2000 && detail.rowsCopied < before.n, `the first chunk's rows count, not more (${detail.rowsCopied})`);
 
         // While the target is down the leader's pass leaves the job paused.
-        assert.deepEqual((await mover.runPending()).map((j) => j.id), [], 'nothing to run while the target is down');
+        assert.deepEqual((await mover.runPending()).map((j) => j.id), [], `nothing to run while the ${name} is down`);
         assert.equal((await mover.store.load(job.id)).state, JobState.Paused);
-        await startTarget();
+        await down.start();
         // The leader's next pass sees both shards answer and resumes the job without RESUME JOB.
         const ran = await mover.runPending();
         assert.deepEqual(ran.map((j) => j.id), [job.id]);
         const done = ran[0]!;
         assert.equal(done.state, JobState.Done, `job ended ${done.state}: ${done.error ?? done.reason}`);
         const on = (url: string) => query(url, SUM(part.lo, part.hi)).then((r) => r[0]);
-        assert.deepEqual(await on(target!.url('app')), before, 'the target holds the range exactly once');
+        assert.deepEqual(await on(target.url('app')), before, 'the target holds the range exactly once');
         assert.deepEqual(await on(source.url('app')), { n: 0, s: '0' }, 'the source no longer holds it');
         assert.ok((await mover.jobDetail(job.id)).events.some((e) => /resumed \(was paused: waiting for a server/.test(e.detail ?? '')), 'the resume is an event with the reason');
         // A job paused by request stays paused however reachable its shards are.
