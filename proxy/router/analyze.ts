@@ -69,6 +69,16 @@ const UTILITY_NODES = new Set([
   'CreatedbStmt', 'DropdbStmt', 'AlterDatabaseStmt', 'AlterDatabaseSetStmt', 'LockStmt', 'AlterRoleSetStmt',
 ]);
 
+/**
+ * Whether a DDL statement may run inside a transaction block. Postgres refuses CONCURRENTLY
+ * (indexes) and statements on databases, tablespaces, subscriptions and the system configuration
+ * there (25001); everything else is transactional DDL.
+ */
+function ddlRunsInTransaction(type: string, node: Node): boolean {
+  if (/Database|Tablespace|TableSpace|Subscription|System/.test(type)) return false;
+  return node?.concurrent !== true;
+}
+
 function unsupported(message: string, sqlstate = '0A000'): StatementPlan {
   return { kind: 'unsupported', sqlstate, message };
 }
@@ -257,7 +267,7 @@ export class StatementAnalyzer {
           return { plan: unsupported('CREATE TABLE … AS / SELECT INTO from a sharded table is not supported: create the table, then INSERT the rows by key or COPY them'), write: true };
         }
         const rel = node.into?.rel;
-        return { plan: { kind: 'broadcast', reason: 'ddl', tables: uniq([...(rel ? [relationKey(rel.schemaname, rel.relname)] : []), ...src]) }, write: true };
+        return { plan: { kind: 'broadcast', reason: 'ddl', tables: uniq([...(rel ? [relationKey(rel.schemaname, rel.relname)] : []), ...src]), atomic: true }, write: true };
       }
       default:
         break;
@@ -273,7 +283,7 @@ export class StatementAnalyzer {
       return { plan: { kind: 'broadcast', reason: 'utility', tables: all.map((t) => t.name) }, write: true };
     }
     if (DDL_NODES.has(type) || /^(Create|Alter|Drop|Define)/.test(type)) {
-      return { plan: { kind: 'broadcast', reason: 'ddl', tables: uniq(this.mentionedTables(node).map((t) => relationKey(t.schema, t.relname))) }, write: true };
+      return { plan: { kind: 'broadcast', reason: 'ddl', tables: uniq(this.mentionedTables(node).map((t) => relationKey(t.schema, t.relname))), atomic: ddlRunsInTransaction(type, node) }, write: true };
     }
     return { plan: { kind: 'broadcast', reason: 'utility', tables: [] }, write: true };
   }

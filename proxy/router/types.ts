@@ -42,7 +42,11 @@ export type StatementPlan =
    */
   | { kind: 'insert-select'; table: string; keyPosition: number }
   | { kind: 'scatter-read'; tables: string[] }
-  | { kind: 'broadcast'; reason: 'ddl' | 'write-without-key' | 'reference-write' | 'utility'; tables: string[] }
+  /**
+   * `atomic` (DDL only): the statement may run inside a transaction block, so an autocommit one is
+   * run in a transaction on every shard and committed only when every shard succeeded.
+   */
+  | { kind: 'broadcast'; reason: 'ddl' | 'write-without-key' | 'reference-write' | 'utility'; tables: string[]; atomic?: boolean }
   | { kind: 'reference-read'; tables: string[] }
   | { kind: 'unsharded'; tables: string[] }
   /** `name`: the savepoint name for savepoint/release/rollback-to, the setting for set-local. */

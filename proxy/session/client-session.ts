@@ -149,6 +149,11 @@ function isDataWrite(plan: StatementPlan): boolean {
   return plan.kind === 'broadcast' && (plan.reason === 'write-without-key' || plan.reason === 'reference-write');
 }
 
+/** DDL that may run in a transaction block (see the router's ddlRunsInTransaction). */
+function isAtomicDdl(plan: StatementPlan): boolean {
+  return plan.kind === 'broadcast' && plan.reason === 'ddl' && plan.atomic === true;
+}
+
 /** A read that may span shards and so needs the scatter planner (keyed reads with IN lists too). */
 function isScatterRead(plan: StatementPlan): boolean {
   return plan.kind === 'scatter-read' || (plan.kind === 'keyed' && !plan.write);
@@ -418,7 +423,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     // with it), may be retried on the new owner if it hits a moved range's fence.
     this.retryUnit = this.txLinks().length === 0 && !this.clientFailed ? [msg] : null;
     if (target.fanout) {
-      this.runFanOut(plans[0]!, target.shards, msg, sql, literals);
+      this.runFanOut(plans[0]!, target.shards, msg, sql, literals, plans.every(isAtomicDdl));
       return;
     }
     const shardId = target.shards[0]!;
@@ -1296,7 +1301,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     return true;
   }
 
-  private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[]): void {
+  private runFanOut(plan: StatementPlan, shards: number[], msg: FrontendMessage, sql: string, literals: string[], atomicDdl = false): void {
     if (plan.kind === 'copy' && plan.direction === 'from' && !plan.query) {
       this.runShardedCopyIn(plan, shards, msg);
       return;
@@ -1336,7 +1341,9 @@ export class ClientSession implements ServerSink, SessionHandle {
       this.prepareLink(link);
       link.server.unnamedKey = null;
       this.sendToLink(link, perShard.get(link.shardId)!, QUERY_FORWARD);
-    }, scatter, null, isDataWrite(plan));
+    // DDL too: one shard refusing it (a table that already exists there) rolls it back everywhere,
+    // instead of leaving the shards with different schemas.
+    }, scatter, null, isDataWrite(plan) || atomicDdl);
     // Replies are asynchronous: the merger is in place before any shard's CopyData arrives.
     if (plan.kind === 'copy' && this.fanOut) this.fanOut.copyOut = new CopyOutMerger(plan.format === 'binary', plan.options.header === true);
   }

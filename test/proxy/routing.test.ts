@@ -51,6 +51,27 @@ test('DDL goes to every shard and SHARD TABLE declares the table', async () => {
   assert.match(parts.rows[0].tables, /accounts/);
 });
 
+test('DDL that one shard refuses changes no shard; CONCURRENTLY runs outside a transaction as before', async () => {
+  // The table already exists on shard 1 only: CREATE TABLE fails there and must not stay on shard 0.
+  await (await cluster.shard(1)).query('CREATE TABLE ddl_half (id int)');
+  await assert.rejects(app.query('CREATE TABLE ddl_half (id int, v text)'), (err: { code?: string }) => err.code === '42P07');
+  assert.equal((await (await cluster.shard(0)).query("SELECT to_regclass('ddl_half') IS NULL AS absent")).rows[0].absent, true, 'rolled back on shard 0');
+  await (await cluster.shard(1)).query('DROP TABLE ddl_half');
+  await app.query('CREATE TABLE ddl_half (id int, v text)');
+  // Statements Postgres refuses inside a transaction block still run: each shard autocommits them.
+  await app.query('CREATE INDEX CONCURRENTLY ddl_half_v ON ddl_half (v)');
+  for (const i of [0, 1]) {
+    const r = await (await cluster.shard(i)).query("SELECT to_regclass('ddl_half_v') IS NOT NULL AS ok");
+    assert.equal(r.rows[0].ok, true, `index on shard ${i}`);
+  }
+  await app.query('DROP INDEX CONCURRENTLY ddl_half_v');
+  await app.query('DROP TABLE ddl_half');
+  // The session is clean afterwards: a new transaction works normally.
+  await app.query('BEGIN');
+  await app.query('SELECT 1');
+  await app.query('COMMIT');
+});
+
 test('10,000 rows inserted through psql land on their owners; every key reads back', async (t) => {
   const values: string[] = [];
   for (let i = 1; i <= 10000; i++) values.push(`(${i}, 'owner-${i}', ${i % 100})`);
