@@ -25,10 +25,13 @@ export function isTransient(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   const code = typeof e?.code === 'string' ? e.code : '';
   if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === '40001' || code === '40P01' || code === '55P03') return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'NOT_ACKNOWLEDGED'].includes(code)) return true;
   const m = String(e?.message ?? '');
   return /Connection terminated|connection timeout|not queryable|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect/i.test(m);
 }
+
+/** Said when live proxies did not acknowledge the routing version a job needs them to route by. */
+export const WAITING_FOR_PROXIES = 'waiting for every live proxy to learn the move';
 
 /** The reason a job rests in paused with when a server stayed unreachable; the leader resumes it once they answer. */
 export const WAITING_FOR_SERVER = 'waiting for a server';

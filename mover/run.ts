@@ -4,7 +4,7 @@ import type { ChunkCopier, CopyEnds } from './copier.js';
 import { afterKey, baselineLatency, clearAboveCheckpoint, copyChunk, estimateRows, inRange, probe, readCheckpoints, Throttle, type Range } from './backfill.js';
 import { anyFenced, BYPASS_SETTING, changelogLag, dropCapture, ensureMoverSchema, installCapture, MOVER_SCHEMA, setTriggerMode, type CaptureSpec } from './capture.js';
 import { runCutover, type CutoverSteps } from './cutover.js';
-import { isTransient, MoverError, WAITING_FOR_SERVER } from './errors.js';
+import { isTransient, MoverError, WAITING_FOR_PROXIES, WAITING_FOR_SERVER } from './errors.js';
 import type { Job, JobPatch, TableProgress } from './jobs.js';
 import type { Mover, MoverSettings } from './mover.js';
 import type { HeldRange } from './routing-control.js';
@@ -230,11 +230,29 @@ export class JobRun {
       }
     }
     await ensureMoverSchema(dst);
+    await this.waitForStrayMarkers();
     const src = await this.source();
     await installCapture(src, await this.spec(), this.settings.lockTimeoutMs);
     const estimatedRows = await estimateRows(src, tables, this.range);
     await this.transition(JobState.Copying, `capture triggers on shard ${this.job.sourceShard}${missing.length ? `; created ${missing.map((t) => t.name).join(', ')} on shard ${this.job.targetShard}` : ''}`,
       { progress: { estimatedRows, copyStartedAt: new Date().toISOString() } });
+  }
+
+  /**
+   * Before the first row lands on the target, every live proxy must route by a version that lists
+   * this job's range as strays (starting the job was that routing change), or its fan-outs would
+   * count the copied rows twice. A proxy that does not ack in time (dead, not yet declared so) is
+   * a transient wait: the job retries and pauses after transientRetryMs like for a server.
+   */
+  private async waitForStrayMarkers(): Promise<void> {
+    const { rows } = await this.m.catalog.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
+    const version = Number(rows[0]!.version);
+    try {
+      await this.m.routing.installVersion(version, this.settings.installTimeoutMs);
+    } catch (err) {
+      throw new MoverError('NOT_ACKNOWLEDGED', `${WAITING_FOR_PROXIES}: ${(err as Error).message}`, { sqlstate: '57P03', cause: err });
+    }
+    await this.step('prepare:strays-acked');
   }
 
   private async copy(): Promise<void> {

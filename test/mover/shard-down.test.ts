@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort, startEmbeddedServer, type EmbeddedServer } from '../../cli/embedded-server.js';
 import { Catalog } from '../../config/catalog.js';
-import { JobState, Mover } from '../../mover/index.js';
+import { JobState, Mover, type RoutingControl } from '../../mover/index.js';
 import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/postgres.js';
 
 const TABLE = 'CREATE TABLE accounts (id int8 PRIMARY KEY, balance int8 NOT NULL)';
@@ -137,4 +137,34 @@ describe('a shard down mid-copy', () => {
       }
     });
   }
+  test('no row is copied before every live proxy routes by the version that names the move (its fan-outs filter the copy)', async () => {
+    const part = (await catalog.loadRoutingTable()).partitions.find((p) => p.shardId === 0)!;
+    const asked: number[] = [];
+    const steps: string[] = [];
+    const routing = {
+      holdRange: async () => {},
+      waitInFlight: async () => {},
+      release: async () => {},
+      // Proxy 7 is behind for the first two asks (a real one: NOTIFY not yet seen, or dead and not yet declared so).
+      installVersion: async (version: number) => {
+        asked.push(version);
+        if (asked.length <= 2) throw new Error('routing version not acknowledged by proxy 7');
+      },
+    } satisfies RoutingControl;
+    const mover = new Mover({ catalog, routing, settings: { chunkRows: 5000, graceMs: 0, retryDelayMs: 50, transientRetryMs: 30000 }, hooks: { onStep: (_id, step) => void steps.push(step) } });
+    try {
+      const job = await mover.startMove(part.id, 1);
+      const version = (await catalog.loadRoutingTable()).version;
+      const done = await mover.runJob(job.id);
+      assert.equal(done.state, JobState.Done, `job ended ${done.state}: ${done.error ?? done.reason}`);
+      assert.ok(asked.length >= 3 && asked[0]! >= version, `asked for version ${asked[0]} (the job started at ${version})`);
+      const acked = steps.indexOf('prepare:strays-acked');
+      assert.ok(acked >= 0 && acked < steps.indexOf('chunk'), `acks before the first chunk: ${steps.join(' ')}`);
+      assert.ok((await mover.jobDetail(job.id)).events.some((e) => /waiting for every live proxy to learn the move/.test(e.detail ?? '')), 'the wait is an event');
+      const back = await mover.startMove(part.id, 0);
+      assert.equal((await mover.runJob(back.id)).state, JobState.Done);
+    } finally {
+      await mover.close();
+    }
+  });
 });
