@@ -198,8 +198,15 @@ export class Mover {
     const tables = await this.keyspaceTables(part.keyspaceId, part.shardId);
     await this.checkTargetSchema(tables, part.shardId, targetShard);
     const sizeBytes = await this.checkRoom(part, targetShard);
+    await this.step(0, 'start:room-checked'); // no job id yet
     let id = 0;
     await this.catalog.change(`move partition ${partitionId} to shard ${targetShard}: planned`, async (c) => {
+      // Again under the routing lock, with the size measured above: two moves to a capped shard
+      // started at once both passed the check above before either had reserved its size.
+      if (sizeBytes !== null) {
+        const refusal = capacityRefusal(await shardRoom(c, () => this.shards.pool(targetShard), targetShard), part.id, sizeBytes);
+        if (refusal) throw refusal;
+      }
       const p = await lockPartition(c, partitionId);
       if (p.shardId === targetShard) throw new MoverError('ALREADY_THERE', `partition ${partitionId} is already on shard ${targetShard}`, { sqlstate: '22023' });
       id = await this.store.insert(c, { partitionId, keyspaceId: p.keyspaceId, lo: p.lo, hi: p.hi, sourceShard: p.shardId, targetShard, settings },

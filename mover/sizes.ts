@@ -84,7 +84,7 @@ export interface ShardRoom {
 }
 
 /** The shard's max_bytes and, when it has one, its use and the room promised to planned moves. */
-export async function shardRoom(catalog: pg.Pool, shard: () => Promise<pg.Pool>, shardId: number, exceptJob?: number): Promise<ShardRoom> {
+export async function shardRoom(catalog: pg.Pool | pg.PoolClient, shard: () => Promise<pg.Pool>, shardId: number, exceptJob?: number): Promise<ShardRoom> {
   const { rows } = await catalog.query<{ max_bytes: string | null }>('SELECT max_bytes::text AS max_bytes FROM pgtide.shards WHERE id = $1', [shardId]);
   const maxBytes = rows[0]?.max_bytes == null ? null : Number(rows[0].max_bytes);
   if (maxBytes === null) return { shardId, maxBytes, usedBytes: 0, reservedBytes: 0, reservedJobs: [] };

@@ -167,4 +167,35 @@ describe('a shard down mid-copy', () => {
       await mover.close();
     }
   });
+  test('two moves started at once onto a capped shard with room for one: one starts, the other is refused with 53100', async () => {
+    const part = (await catalog.loadRoutingTable()).partitions.find((p) => p.shardId === 0)!;
+    const { left, right } = await catalog.splitPartition(part.id);
+    // Both moves have passed their first room check before either goes on: the race, every time.
+    let arrived = 0;
+    let bothChecked!: () => void;
+    const barrier = new Promise<void>((r) => (bothChecked = r));
+    const mover = new Mover({ catalog, settings: { graceMs: 0 }, hooks: { onStep: async (_id, step) => {
+      if (step !== 'start:room-checked') return;
+      if (++arrived === 2) bothChecked();
+      await barrier;
+    } } });
+    try {
+      const sizes = await mover.partitionSizesOn(0, part.keyspaceId);
+      const [a, b] = [sizes.get(left)!.bytes, sizes.get(right)!.bytes];
+      assert.ok(a > 0 && b > 0, `both halves hold rows (${a}, ${b} bytes)`);
+      const used = Number((await query(target.url('app'), 'SELECT pg_database_size(current_database())::float8 AS b'))[0].b);
+      await catalog.pool.query('UPDATE pgtide.shards SET max_bytes = $2 WHERE id = $1', [1, Math.floor(used + Math.max(a, b) + Math.min(a, b) / 2)]);
+      const results = await Promise.allSettled([mover.startMove(left, 1), mover.startMove(right, 1)]);
+      const started = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.equal(started.length, 1, `exactly one move starts: ${JSON.stringify(results.map((r) => r.status === 'rejected' ? (r.reason as Error).message : 'started'))}`);
+      assert.equal((refused[0]!.reason as { sqlstate?: string }).sqlstate, '53100');
+      const job = (started[0] as PromiseFulfilledResult<{ id: number }>).value;
+      await mover.cancel(job.id);
+      assert.equal((await mover.runJob(job.id)).state, JobState.RolledBack);
+    } finally {
+      await catalog.pool.query('UPDATE pgtide.shards SET max_bytes = NULL WHERE id = 1');
+      await mover.close();
+    }
+  });
 });
