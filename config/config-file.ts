@@ -36,6 +36,8 @@ export interface ProxyConfig {
     waitTimeoutMs: number;
     /** Close server connections idle longer than this, ms. */
     idleTimeoutMs: number;
+    /** Share server connections between fast autocommit reads of many clients (transaction mode; proxy/pool/pipeline.ts). Opt-in, off by default. */
+    pipelining?: boolean;
   };
   /** URL of the catalog database. */
   catalog: string;
@@ -171,7 +173,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
 
   const poolRaw = raw.pool ?? {};
   if (!isObject(poolRaw)) throw new ConfigError('pool', 'must be a mapping');
-  allowOnly(poolRaw, 'pool', ['mode', 'size', 'wait_timeout_ms', 'idle_timeout_ms']);
+  allowOnly(poolRaw, 'pool', ['mode', 'size', 'wait_timeout_ms', 'idle_timeout_ms', 'pipelining']);
   const mode = str(poolRaw, 'mode', 'pool.mode', 'transaction');
   if (mode !== 'transaction' && mode !== 'session') throw new ConfigError('pool.mode', `must be transaction or session, got ${JSON.stringify(mode)}`);
   const pool = {
@@ -179,6 +181,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
     size: int(poolRaw, 'size', 'pool.size', 20, 1, 10000),
     waitTimeoutMs: int(poolRaw, 'wait_timeout_ms', 'pool.wait_timeout_ms', 30000, 1, 3600000),
     idleTimeoutMs: int(poolRaw, 'idle_timeout_ms', 'pool.idle_timeout_ms', 600000, 1000, 86400000),
+    pipelining: bool(poolRaw, 'pipelining', false),
   };
 
   const catalog = postgresUrl(str(raw, 'catalog', 'catalog'), 'catalog');

@@ -4,6 +4,7 @@ import type { PoolMode } from '../config/config-file.js';
 import type { RoutingIndex } from '../config/routing.js';
 import type { RoutingTable } from '../config/types.js';
 import type { ShardPool } from './pool/shard-pool.js';
+import type { ShardPipeline } from './pool/pipeline.js';
 import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
 import type { AccessRecorder } from './recorder.js';
@@ -41,6 +42,8 @@ export interface ProxyCounters {
   broadcast: number;
   /** Statements retried on a new owner after hitting a moved range's fence. */
   fenceRetries: number;
+  /** Statements sent on a pipeline lane (a server shared by fast autocommit reads of several clients). */
+  pipelined: number;
   /** Statement latency per shard (single-shard statements), for /metrics. */
   latency: LatencyHistogram;
 }
@@ -55,6 +58,8 @@ export interface ProxyContext {
   routingTable(): RoutingTable;
   readonly router: Router;
   pool(shardId: number): ShardPool;
+  /** The shard's pipeline lanes for fast autocommit reads (null: pipelining off, or session pooling). */
+  pipeline?(shardId: number): ShardPipeline | null;
   pools(): ShardPool[];
   readonly statements: StatementRegistry;
   /** ParameterStatus values sent to clients at login (from the first server login). */

@@ -12,6 +12,11 @@ import { ServerConnection, sendCancel } from './backend/server-connection.js';
 import type { ProxyContext, ProxyCounters, SessionHandle } from './context.js';
 import { acceptConnection, scramSecretFor, type HandshakeHost, type LoginResult } from './frontend/handshake.js';
 import { ShardPool } from './pool/shard-pool.js';
+import { ShardPipeline } from './pool/pipeline.js';
+
+/** Statements one pipeline lane may hold, and how long its head may run before the lane takes no more (ms). */
+const PIPELINE_MAX_DEPTH = 8;
+const PIPELINE_STUCK_MS = 10;
 import { buildParse } from './protocol/frontend-writer.js';
 import { Router } from './router/index.js';
 import { ClientSession } from './session/client-session.js';
@@ -59,7 +64,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   readonly statements = new StatementRegistry(buildParse);
   readonly serverParams = new Map<string, string>();
   readonly sessions = new Map<number, SessionHandle>();
-  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0, fenceRetries: 0, latency: new LatencyHistogram() };
+  readonly counters: ProxyCounters = { queries: 0, transactions: 0, errors: 0, bytesIn: 0, bytesOut: 0, perShard: new Map(), scatter: 0, broadcast: 0, fenceRetries: 0, pipelined: 0, latency: new LatencyHistogram() };
   readonly appDatabase: string;
   readonly authMethod;
   readonly tlsContext: tls.SecureContext | null;
@@ -70,6 +75,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   private index: RoutingIndex;
   private table: RoutingTable;
   private readonly shardPools = new Map<number, ShardPool>();
+  private readonly pipelines = new WeakMap<ShardPool, ShardPipeline>();
   private readonly users = new Map<string, UserConfig>();
   private readonly scramSecrets = new Map<string, string | null>();
   private readonly adminSessions = new Set<AdminSession>();
@@ -125,6 +131,18 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
       const c = this.opts.config.pool;
       p = new ShardPool({ shardId, ...parseShardUrl(shard.url), size: c.size, waitTimeoutMs: c.waitTimeoutMs, idleTimeoutMs: c.idleTimeoutMs });
       this.shardPools.set(shardId, p);
+    }
+    return p;
+  }
+
+  pipeline(shardId: number): ShardPipeline | null {
+    const c = this.opts.config.pool;
+    if (c.pipelining !== true || c.mode !== 'transaction') return null;
+    const pool = this.pool(shardId);
+    let p = this.pipelines.get(pool);
+    if (!p) {
+      p = new ShardPipeline(pool, { maxDepth: PIPELINE_MAX_DEPTH, stuckMs: PIPELINE_STUCK_MS });
+      this.pipelines.set(pool, p);
     }
     return p;
   }

@@ -229,6 +229,14 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     cleanups.push(() => one.stop());
     targets.push({ name: 'pgtide-1shard', port: one.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
+    // The same 1-shard proxy with pipelining on (pool.pipelining, opt-in): fast autocommit reads of
+    // several clients share server connections (proxy/pool/pipeline.ts).
+    await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_4');
+    const piped = proxyConfig(a.url('pgtide_catalog_4'), [a.url('bench')], await freePort(), password, poolSize);
+    const pipelined: RunningProxy = await runProxy({ ...piped, pool: { ...piped.pool, pipelining: true } }, log);
+    cleanups.push(() => pipelined.stop());
+    targets.push({ name: 'pgtide-pipelining', port: pipelined.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
+
     // The same 1-shard proxy with access recording off: the cost of recording, side by side.
     await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_3');
     const noRec: RunningProxy = await runProxy(proxyConfig(a.url('pgtide_catalog_3'), [a.url('bench')], await freePort(), password, poolSize), log, { record: false });
@@ -252,7 +260,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     // This bench measures the hot path. The forecaster (a worker-thread LSTM on each leader, one
     // interval after start) would otherwise train in this very process and be billed to pgtide's
     // CPU per transaction; its effect on latency is measured on its own by `bench training-impact`.
-    for (const p of [one, noRec, two]) await p.autopilot.stop();
+    for (const p of [one, pipelined, noRec, two]) await p.autopilot.stop();
 
     const results: PgbenchResult[] = [];
     for (const clients of clientsList) {

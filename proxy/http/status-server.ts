@@ -30,6 +30,7 @@ export class StatusServer {
     gauge('pgtide_bytes_out_total', 'Bytes sent to clients', [], (g) => g.set(proxy.counters.bytesOut));
     gauge('pgtide_scatter_total', 'Statements fanned out to several shards (reads)', [], (g) => g.set(proxy.counters.scatter));
     gauge('pgtide_broadcast_total', 'Statements fanned out to several shards (writes, DDL)', [], (g) => g.set(proxy.counters.broadcast));
+    gauge('pgtide_pipelined_total', 'Fast autocommit reads sent on a server connection shared with other clients', [], (g) => g.set(proxy.counters.pipelined));
     gauge('pgtide_shard_statements_total', 'Statements sent per shard', ['shard'], (g) => {
       for (const [shard, n] of proxy.counters.perShard) g.set({ shard: String(shard) }, n);
     });

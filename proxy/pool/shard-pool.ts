@@ -79,6 +79,19 @@ export class ShardPool implements ServerSink {
     return null;
   }
 
+  /** Like tryAcquire, but the most recently used idle connection that `fits` (pipeline lanes: same session settings). */
+  tryAcquireMatching(fits: (s: PooledServer) => boolean): PooledServer | null {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const s = this.idle[i]!;
+      if (s.broken || !fits(s)) continue;
+      this.idle.splice(i, 1);
+      this.totalAcquired++;
+      s.lastUsed = Date.now();
+      return s;
+    }
+    return null;
+  }
+
   acquire(): Promise<PooledServer> {
     if (this.closed) return Promise.reject(new PoolError('POOL_CLOSED', 'the proxy is shutting down', { sqlstate: '57P01' }));
     const s = this.tryAcquire();

@@ -205,6 +205,35 @@ export function readyForQueryStatus(buf: Buffer, start: number): 'I' | 'T' | 'E'
   return bad('ReadyForQuery');
 }
 
+/** The row count at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"), without allocating. */
+export function tagRowCount(buf: Buffer, start: number, end: number): number {
+  // end - 1 is the tag's terminating zero byte.
+  let n = 0;
+  let mul = 1;
+  for (let i = end - 2; i > start + 4; i--) {
+    const c = buf[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    n += (c - 0x30) * mul;
+    mul *= 10;
+  }
+  return n;
+}
+
+/** Whether an ErrorResponse's severity field says FATAL or PANIC. */
+export function isFatalError(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start + 5; i < end && buf[i] !== 0;) {
+    const field = buf[i]!;
+    const zero = buf.indexOf(0, i + 1);
+    if (zero < 0 || zero >= end) return false;
+    if (field === 0x53 || field === 0x56) { // 'S' severity, 'V' non-localized severity
+      const sev = buf.toString('latin1', i + 1, zero);
+      return sev === 'FATAL' || sev === 'PANIC';
+    }
+    i = zero + 1;
+  }
+  return false;
+}
+
 export function commandCompleteTag(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', start + 5, strEnd(buf, start + 5, end, 'CommandComplete'));
 }

@@ -16,8 +16,9 @@ import { firstKeyText, keyedPartition, resolveRowShards, type BoundParams, type 
 import type { HashParts } from '../../config/hash.js';
 import type { ProxyContext, SessionHandle } from '../context.js';
 import type { PooledServer, ServerSink } from '../pool/pooled-server.js';
+import type { PipelinedUnit } from '../pool/pipeline.js';
 import {
-  BackendCode, BackendScanner, commandCompleteTag, readyForQueryStatus, parseErrorFields,
+  BackendCode, BackendScanner, commandCompleteTag, isFatalError, readyForQueryStatus, parseErrorFields, tagRowCount,
 } from '../protocol/backend-scanner.js';
 import * as bw from '../protocol/backend-writer.js';
 import { toErrorFields, ProtocolError } from '../protocol/errors.js';
@@ -30,7 +31,7 @@ import { parseSetval, shardSetvalSql } from './setval.js';
 import { ScatterMerger, ScatterPlanCache, StrayFilterCache, type ScatterPlan } from '../scatter/index.js';
 import { copyInSetup, CopyOutMerger, ShardedCopyIn } from '../copy/index.js';
 import { routeOf } from './route.js';
-import { syncSettings } from './session-settings.js';
+import { sameSettings, syncSettings } from './session-settings.js';
 import { TwoPhaseCoordinator } from '../twophase/coordinator.js';
 
 /** SQLSTATE of the mover's fence: the shard no longer owns the key (see mover/errors.ts). */
@@ -79,20 +80,6 @@ const BEGIN = buildQuery('BEGIN');
 /** A server's ErrorResponse fields as an error the client sees unchanged. */
 function serverError(fields: Record<string, string>): PgtideError {
   return new PgtideError('SERVER_ERROR', fields.M ?? 'error on a shard', { sqlstate: fields.C ?? 'XX000', ...(fields.D ? { detail: fields.D } : {}), ...(fields.H ? { hint: fields.H } : {}) });
-}
-
-/** The row count at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"), without allocating. */
-function tagRowCount(buf: Buffer, start: number, end: number): number {
-  // end - 1 is the tag's terminating zero byte.
-  let n = 0;
-  let mul = 1;
-  for (let i = end - 2; i > start + 4; i--) {
-    const c = buf[i]!;
-    if (c < 0x30 || c > 0x39) break;
-    n += (c - 0x30) * mul;
-    mul *= 10;
-  }
-  return n;
 }
 
 /** Whether a ReadyForQuery is still due on this link (a Query or Sync step is pending). */
@@ -159,7 +146,17 @@ function isScatterRead(plan: StatementPlan): boolean {
   return plan.kind === 'scatter-read' || (plan.kind === 'keyed' && !plan.write);
 }
 
-export class ClientSession implements ServerSink, SessionHandle {
+/**
+ * Per statement shape (the router's cached analysis object), how long its statements took: only
+ * shapes that have always been fast are pipelined, so a slow one never holds up a shared lane.
+ */
+const shapeLatency = new WeakMap<object, { n: number; ewmaUs: number }>();
+/** A shape is pipelined after this many runs… */
+const PIPELINE_AFTER_RUNS = 3;
+/** …while its smoothed latency (send to ReadyForQuery, at the proxy) stays under this (µs). */
+const PIPELINE_FAST_US = 5000;
+
+export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   readonly connectedAt = Date.now();
   readonly applicationName: string;
   private readonly links = new Map<number, Link>();
@@ -172,6 +169,13 @@ export class ClientSession implements ServerSink, SessionHandle {
   private skipUntilSync = false;
   /** A unit is in flight: further client messages wait in the reader. */
   private busy = false;
+  /** The shape of the unit in flight when it is a single keyed read (its latency feeds shapeLatency). */
+  private unitShape: object | null = null;
+  /** When the unit's statement was written to its linked server (its shape's latency counts from here). */
+  private shapeSentAt = 0;
+  /** The shard of the unit in flight in a pipeline lane, or -1. */
+  private pipelinedShard = -1;
+  private readonly fitsSettings = (server: PooledServer): boolean => sameSettings(server.settings, this.settings);
   private inCopyIn = false;
   /**
    * The client's BEGIN (and SAVEPOINTs right after it), held until the first statement that
@@ -427,9 +431,12 @@ export class ClientSession implements ServerSink, SessionHandle {
       return;
     }
     const shardId = target.shards[0]!;
+    this.unitShape = plans.length === 1 && first.kind === 'keyed' && !first.write ? analysis : null;
+    if (this.unitShape !== null && this.pipeline(shardId, msg.bytes)) return;
     this.withLink(shardId, (link) => {
       this.prepareLink(link);
       link.server.unnamedKey = null;
+      this.shapeSentAt = performance.now();
       this.sendToLink(link, msg.bytes, QUERY_FORWARD);
       if (plans.length === 1 && first.kind === 'session' && first.op === 'set' && first.name) this.pendingSetting = { name: first.name, sql };
     });
@@ -906,6 +913,68 @@ export class ClientSession implements ServerSink, SessionHandle {
     else if (this.recTable !== null) this.ctx.recorder.recordAll(this.recTable, this.recWrite, this.recBytesIn, latencyUs, this.recError);
   }
 
+  // ---- pipelining (proxy/pool/pipeline.ts) ----
+
+  /** The unit's statement ran `ms` on its server: remember it for its shape (only single keyed reads have one). */
+  private noteShape(ms: number): void {
+    const shape = this.unitShape;
+    if (shape === null) return;
+    this.unitShape = null;
+    const us = ms * 1000;
+    const st = shapeLatency.get(shape);
+    if (!st) shapeLatency.set(shape, { n: 1, ewmaUs: us });
+    else {
+      st.n++;
+      st.ewmaUs += (us - st.ewmaUs) * 0.2;
+    }
+  }
+
+  /**
+   * An autocommit keyed read of a shape that has always been fast goes to the shard's pipeline
+   * (a server shared with other clients' such reads) instead of a server of its own. Not inside
+   * a transaction, during a cutover hold, or when no lane's server has this session's settings.
+   */
+  private pipeline(shardId: number, query: Buffer): boolean {
+    if (this.links.size > 0 || this.held.length > 0 || this.clientFailed || this.ctx.holds.active) return false;
+    const st = shapeLatency.get(this.unitShape!);
+    if (!st || st.n < PIPELINE_AFTER_RUNS || st.ewmaUs > PIPELINE_FAST_US) return false;
+    const lanes = this.ctx.pipeline?.(shardId);
+    if (!lanes) return false;
+    const now = performance.now();
+    if (!lanes.submit(this, query, now, this.fitsSettings)) return false;
+    this.busy = true;
+    this.unitStarted = now;
+    this.unitWritten = 0;
+    this.pipelinedShard = shardId;
+    this.ctx.counters.pipelined++;
+    this.ctx.counters.perShard.set(shardId, (this.ctx.counters.perShard.get(shardId) ?? 0) + 1);
+    return true;
+  }
+
+  pipelineData(bytes: Buffer): void {
+    this.ctx.counters.bytesOut += bytes.length;
+    this.recBytesOut += bytes.length;
+    this.write(bytes);
+  }
+
+  pipelineDone(rows: number, ranMs: number): void {
+    const now = performance.now();
+    this.ctx.counters.latency.observe(this.pipelinedShard, (now - this.unitStarted) / 1000, now);
+    this.pipelinedShard = -1;
+    if (this.recording) this.recRows += rows;
+    // Its own run at the head of the lane, not its wait behind other clients' statements.
+    this.noteShape(ranMs);
+    this.finishRecording(now);
+    this.busy = false;
+    if (!this.closed) this.pump();
+  }
+
+  pipelineLost(): void {
+    const shard = this.pipelinedShard;
+    this.pipelinedShard = -1;
+    this.failUnit(new SessionError('SERVER_LOST', `lost the connection to shard ${shard} before the statement's result arrived; it may or may not have run`, { sqlstate: '08006' }));
+  }
+
   // ---- links ----
 
   /** Link the shard's server (from the pool unless already linked) and run `fn` with it. */
@@ -992,7 +1061,7 @@ export class ClientSession implements ServerSink, SessionHandle {
         // It may have been paused for this client's back-pressure; the next client needs it flowing.
         link.server.socket.resume();
         if (this.sqlPrepared) this.ctx.pool(shardId).discard(link.server);
-        else this.ctx.pool(shardId).release(link.server);
+        else if (!this.ctx.pipeline?.(shardId)?.adopt(link.server)) this.ctx.pool(shardId).release(link.server);
       }
     }
     if (this.links.size === 0) this.sqlPrepared = false;
@@ -1054,6 +1123,11 @@ export class ClientSession implements ServerSink, SessionHandle {
       // A stale route: the range moved and the old owner's fence refused the write. Retry below.
       this.fenced = true;
       if (step.kind !== StepKind.QueryForward && step.kind !== StepKind.QuerySwallow) this.onExtendedError(link, step);
+      return false;
+    }
+    if (code === BackendCode.ErrorResponse && isFatalError(buf, start, end)) {
+      // The server is going away (terminated, shut down): forwarded, its FATAL would tell the
+      // client's driver that the client's own connection died. onServerClosed answers with 08006.
       return false;
     }
     if (code === BackendCode.ErrorResponse) {
@@ -1180,6 +1254,8 @@ export class ClientSession implements ServerSink, SessionHandle {
     // One clock read serves the latency histogram, its recent-latency ring and the recorder.
     const now = performance.now();
     if (this.links.size === 1) this.ctx.counters.latency.observe(this.links.keys().next().value!, (now - this.unitStarted) / 1000, now);
+    // From the statement's send, not the unit's start: a wait for a pooled server is not the statement's.
+    this.noteShape(now - this.shapeSentAt);
     this.finishRecording(now);
     this.busy = false;
     this.releaseIdleLinks();
@@ -2007,6 +2083,7 @@ export class ClientSession implements ServerSink, SessionHandle {
     if (!(err instanceof PgtideError)) this.ctx.log.error({ err }, 'unexpected error in client session');
     this.ctx.counters.errors++;
     this.recError = true;
+    this.unitShape = null;
     this.finishRecording();
     this.write(bw.errorResponse(fields));
     if (this.txStatus() !== 'I') this.clientFailed = true;

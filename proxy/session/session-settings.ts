@@ -91,3 +91,10 @@ export function syncSettings(server: Map<string, string>, client: ReadonlyMap<st
   }
   return sql === '' ? null : sql;
 }
+
+/** Whether a server holds exactly the client's settings (no SQL needed; nothing is changed). */
+export function sameSettings(server: ReadonlyMap<string, string>, client: ReadonlyMap<string, string>): boolean {
+  if (server.size !== client.size) return false;
+  for (const [name, stmt] of client) if (server.get(name) !== stmt) return false;
+  return true;
+}

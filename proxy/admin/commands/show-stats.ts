@@ -16,6 +16,7 @@ export const showStats: AdminCommand = {
       ['bytes_out', c.bytesOut],
       ['scatter_statements', c.scatter],
       ['broadcast_statements', c.broadcast],
+      ['pipelined_statements', c.pipelined],
       ['clients', proxy.sessions.size],
       ['routing_version', proxy.routing().version],
       ['route_cache_entries', proxy.router.size],

@@ -1,0 +1,146 @@
+// Pipelining (proxy/pool/pipeline.ts, opt-in with pool.pipelining: true): fast autocommit keyed reads of many clients share server
+// connections, answered in order. Every client gets its own rows and its own session settings;
+// an error answers only the statement that caused it; slow shapes, transactions and session
+// pooling keep a server of their own; a lane whose server dies fails only its queued statements.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+
+let cluster: TestCluster;
+let admin: pg.Client;
+
+before(async () => {
+  cluster = await startTestCluster({ shards: 2, poolSize: 12, pipelining: true });
+  const app = await cluster.client();
+  await app.query('CREATE TABLE kv (id bigint PRIMARY KEY, v text NOT NULL)');
+  admin = await cluster.admin();
+  await admin.query('SHARD TABLE kv BY (id)');
+  await app.query("INSERT INTO kv (id, v) SELECT g, 'v' || g FROM generate_series(1, 400) g");
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+const pipelined = async () => Number((await admin.query('SHOW STATS')).rows.find((r) => r.name === 'pipelined_statements')!.value);
+
+test('16 clients reading by key in simple queries share servers: every answer is the client\'s own, settings included', async () => {
+  const clients = await Promise.all(Array.from({ length: 16 }, () => cluster.client()));
+  // Two groups of clients in two time zones: a shared server must never mix them up.
+  await Promise.all(clients.map((c, i) => c.query(`SET TimeZone = '${i % 2 ? 'Asia/Tokyo' : 'UTC'}'`)));
+  const before = await pipelined();
+  await Promise.all(clients.map(async (c, ci) => {
+    for (let r = 0; r < 60; r++) {
+      const id = ((ci * 61 + r * 7) % 400) + 1;
+      const res = await c.query(`SELECT id, v, current_setting('TimeZone') AS tz FROM kv WHERE id = ${id}`);
+      assert.equal(res.rows.length, 1);
+      assert.equal(Number(res.rows[0].id), id);
+      assert.equal(res.rows[0].v, `v${id}`);
+      assert.equal(res.rows[0].tz, ci % 2 ? 'Asia/Tokyo' : 'UTC', `client ${ci} sees its own TimeZone`);
+    }
+  }));
+  const sent = (await pipelined()) - before;
+  // How many depends on the machine: a shape is pipelined only while it runs under 5 ms, and on a
+  // loaded CI box many do not. Some must have, or the checks above proved nothing about lanes.
+  assert.ok(sent > 0, `reads went through pipeline lanes (${sent} of ${16 * 60})`);
+  const pools = await admin.query('SHOW POOLS');
+  for (const p of pools.rows) assert.ok(Number(p.open) <= 12, `shard ${p.shard}: at most 12 server connections (${p.open})`);
+  const servers = await admin.query('SHOW SERVERS');
+  for (const s of servers.rows) assert.equal(s.tx, 'I', 'no server left in a transaction');
+  await Promise.all(clients.map((c) => c.end()));
+});
+
+test('an error in a pipelined read answers only that statement; the clients behind it get their rows', async () => {
+  const clients = await Promise.all(Array.from({ length: 12 }, () => cluster.client()));
+  // The shape runs fast first (so it is pipelined), then some of its statements divide by zero.
+  const q = (id: number, d: number) => `SELECT v, 10 / ${d} AS x FROM kv WHERE id = ${id}`;
+  for (let i = 0; i < 5; i++) await clients[0]!.query(q(1, 1));
+  const before = await pipelined();
+  const outcomes = await Promise.all(clients.map(async (c, ci) => {
+    const out: string[] = [];
+    for (let r = 0; r < 30; r++) {
+      const id = ((ci * 31 + r) % 400) + 1;
+      const bad = (ci + r) % 7 === 0;
+      try {
+        const res = await c.query(q(id, bad ? 0 : 2));
+        assert.equal(res.rows[0].v, `v${id}`);
+        assert.equal(Number(res.rows[0].x), 5);
+        out.push(bad ? 'unexpected success' : 'ok');
+      } catch (err) {
+        out.push(bad && (err as { code?: string }).code === '22012' ? 'ok' : `wrong error ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }));
+  assert.deepEqual(outcomes.flat().filter((o) => o !== 'ok'), [], 'each statement got its own answer');
+  assert.ok((await pipelined()) > before, 'the reads were pipelined');
+  await Promise.all(clients.map((c) => c.end()));
+});
+
+test('slow shapes, transactions and writes keep a server of their own', async () => {
+  const c = await cluster.client();
+  const before = await pipelined();
+  // A shape slower than 5 ms is never pipelined, however often it runs.
+  for (let i = 0; i < 6; i++) await c.query('SELECT v, pg_sleep(0.008) FROM kv WHERE id = 3');
+  // Inside a transaction, and writes: the usual linked server.
+  await c.query('BEGIN');
+  for (let i = 0; i < 5; i++) await c.query('SELECT v FROM kv WHERE id = 4');
+  await c.query('COMMIT');
+  for (let i = 0; i < 5; i++) await c.query("UPDATE kv SET v = 'v5' WHERE id = 5");
+  assert.equal(await pipelined(), before, 'nothing was pipelined');
+  await c.end();
+});
+
+test('a lane whose server is terminated fails its queued reads with 08006; the clients go on', async () => {
+  const clients = await Promise.all(Array.from({ length: 10 }, () => cluster.client()));
+  let stop = false;
+  const errors = new Map<string, number>();
+  let oks = 0;
+  const readers = clients.map(async (c, ci) => {
+    for (let r = 0; !stop; r++) {
+      const id = ((ci * 17 + r) % 400) + 1;
+      try {
+        const res = await c.query(`SELECT v FROM kv WHERE id = ${id}`);
+        assert.equal(res.rows[0].v, `v${id}`);
+        oks++;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? (err as Error).message;
+        errors.set(code, (errors.get(code) ?? 0) + 1);
+        // A failed client must not spin on rejections that never leave the microtask queue.
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  // Terminate every proxy connection on shard 0 (lanes and linked servers alike).
+  const s0 = await cluster.shard(0);
+  await s0.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+  await new Promise((r) => setTimeout(r, 500));
+  const okBefore = oks;
+  await new Promise((r) => setTimeout(r, 300));
+  stop = true;
+  await Promise.all(readers);
+  for (const code of errors.keys()) assert.ok(['08006', '57P01'].includes(code) || /not queryable/.test(code), `only connection errors (${[...errors].join(', ')})`);
+  // The proxy goes on serving: a new client reads through fresh lanes.
+  const fresh = await cluster.client();
+  for (let i = 1; i <= 10; i++) assert.equal((await fresh.query(`SELECT v FROM kv WHERE id = ${i}`)).rows[0].v, `v${i}`);
+  await fresh.end();
+  assert.ok(oks > okBefore, `reads succeed again after the servers were terminated (${okBefore} → ${oks})`);
+  await Promise.all(clients.map((c) => c.end().catch(() => {})));
+});
+
+test('session pooling never pipelines', async () => {
+  const session = await startTestCluster({ shards: 1, poolMode: 'session', pipelining: true });
+  try {
+    const app = await session.client();
+    await app.query('CREATE TABLE kv2 (id bigint PRIMARY KEY, v text)');
+    await (await session.admin()).query('SHARD TABLE kv2 BY (id)');
+    await app.query("INSERT INTO kv2 (id, v) VALUES (1, 'a')");
+    const clients = await Promise.all(Array.from({ length: 3 }, () => session.client()));
+    await Promise.all(clients.map(async (c) => { for (let i = 0; i < 20; i++) assert.equal((await c.query('SELECT v FROM kv2 WHERE id = 1')).rows[0].v, 'a'); }));
+    const stats = (await (await session.admin()).query('SHOW STATS')).rows;
+    assert.equal(Number(stats.find((r) => r.name === 'pipelined_statements')!.value), 0);
+  } finally {
+    await session.stop();
+  }
+});
