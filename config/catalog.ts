@@ -88,6 +88,12 @@ export class Catalog {
     });
   }
 
+  /** The committed routing version now. */
+  async routingVersion(): Promise<number> {
+    const { rows } = await this.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
+    return Number(rows[0]!.version);
+  }
+
   async loadRoutingTable(): Promise<RoutingTable> {
     const c = await this.pool.connect();
     try {

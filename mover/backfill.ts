@@ -36,7 +36,7 @@ import { MOVER_SCHEMA } from './capture.js';
 import { copyPipe, copyTextField } from './copy-protocol.js';
 import type { ThrottleState } from './jobs.js';
 import type { MoveTable } from './shards.js';
-import { hashExpr, keyLiteral, quoteIdent, quoteTable, rangePredicate } from './sql.js';
+import { hashExpr, KEY_ORDER_PLAN, keyLiteral, quoteIdent, quoteTable, rangePredicate } from './sql.js';
 
 export interface Range {
   lo: bigint;
@@ -93,12 +93,7 @@ export async function copyChunk(src: pg.ClientBase, dst: pg.ClientBase, jobId: n
       AND ${k} <= (SELECT max(${k}) FROM (SELECT ${k} FROM ${q} WHERE ${where} ORDER BY ${k} LIMIT ${n}) s)
       ORDER BY ${k}) TO STDOUT`;
   await dst.query('BEGIN');
-  // The planner cannot estimate the hash-range predicate (it takes 0.5 % of the rows) and, for
-  // the first chunks, chose a full scan and a top-n sort over every row after the checkpoint
-  // instead of walking the key's index from it: those chunks ran at a fifth of the later ones'
-  // speed (bench/mover). In key order every row of the table is visited once over the whole copy.
-  // Parallel workers cost ~20 ms to start per chunk and the rows leave through one COPY anyway.
-  await src.query('BEGIN READ ONLY; SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0');
+  await src.query(`BEGIN READ ONLY; ${KEY_ORDER_PLAN}`);
   try {
     const res = await copyPipe(src, outSql, dst, `COPY ${q} (${cols}) FROM STDIN`, bytesPerSec === undefined ? undefined : { bytesPerSec });
     await src.query('COMMIT');

@@ -5,7 +5,6 @@
 // transition. Shard-side progress lives where it is atomic with the data: the copy checkpoint in
 // the target's transaction, the changelog in the source's. A runner killed at any point leaves a
 // job that the next runJob (by the next leader) continues from its last state.
-import pg from 'pg';
 import { ChunkCopier } from './copier.js';
 import type { Catalog } from '../config/catalog.js';
 import type { KeyType } from '../config/types.js';
@@ -343,18 +342,8 @@ export class Mover {
   }
 
   /** Whether the shard answers a query now (a fresh connection, short timeout). */
-  private async reachable(shardId: number): Promise<boolean> {
-    const c = new pg.Client({ connectionString: await this.shards.url(shardId), connectionTimeoutMillis: 2000, application_name: this.shards.appName });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => {});
-    }
+  private reachable(shardId: number): Promise<boolean> {
+    return this.shards.ping(shardId, 2000).then(() => true, () => false);
   }
 
   // ---------------------------------------------------------------- runner

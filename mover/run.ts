@@ -9,7 +9,7 @@ import type { Job, JobPatch, TableProgress } from './jobs.js';
 import type { Mover, MoverSettings } from './mover.js';
 import type { HeldRange } from './routing-control.js';
 import { tableDdl, type MoveTable } from './shards.js';
-import { quoteIdent, quoteTable } from './sql.js';
+import { KEY_ORDER_PLAN, quoteIdent, quoteTable } from './sql.js';
 import { JobState, canTransition } from './states.js';
 import { drainOnce } from './sync.js';
 import { verifyRange } from './verify.js';
@@ -245,8 +245,7 @@ export class JobRun {
    * a transient wait: the job retries and pauses after transientRetryMs like for a server.
    */
   private async waitForStrayMarkers(): Promise<void> {
-    const { rows } = await this.m.catalog.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
-    const version = Number(rows[0]!.version);
+    const version = await this.m.catalog.routingVersion();
     try {
       await this.m.routing.installVersion(version, this.settings.installTimeoutMs);
     } catch (err) {
@@ -486,8 +485,7 @@ async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: num
   const k = quoteIdent(t.keyColumn);
   const q = quoteTable(t.name);
   const where = `${inRange(t, r)}${afterKey(t, after)}`;
-  // Key order from the index, one backend: see copyChunk (parallel workers cost ~20 ms a chunk).
-  await c.query(`BEGIN; SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0${bypass ? `; SET LOCAL ${BYPASS_SETTING} = 'on'` : ''}`);
+  await c.query(`BEGIN; ${KEY_ORDER_PLAN}${bypass ? `; SET LOCAL ${BYPASS_SETTING} = 'on'` : ''}`);
   try {
     const res = await c.query<{ n: string; last: string | null }>(`WITH d AS (DELETE FROM ${q} WHERE ${inRange(t, r)} AND ${k} = ANY(ARRAY(SELECT ${k} FROM ${q} WHERE ${where} ORDER BY ${k} LIMIT ${n})) RETURNING ${k})
       SELECT count(*) AS n, max(${k})::text AS last FROM d`);
@@ -574,8 +572,7 @@ class LiveCutover implements CutoverSteps {
     const j = await this.m.store.load(this.job.id);
     if (j.state !== JobState.Cleanup) return null;
     this.run.job = j;
-    const { rows } = await this.m.catalog.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
-    return Number(rows[0]!.version);
+    return this.m.catalog.routingVersion();
   }
 }
 

@@ -166,7 +166,7 @@ export class ShardOps {
         await createMissingTables(src, dst, first.missing, id, floorOf);
         let version: number;
         if (resuming) {
-          version = await this.routingVersion();
+          version = await this.m.catalog.routingVersion();
         } else {
           version = (await this.m.catalog.change(`add shard ${id}: joining`, async (c) => {
             const next = await c.query<{ n: number }>('SELECT coalesce(max(id) + 1, 0)::int AS n FROM pgtide.shards');
@@ -212,11 +212,6 @@ export class ShardOps {
       if (provisioned) await provisioned.abort().catch(() => {});
       throw err;
     }
-  }
-
-  private async routingVersion(): Promise<number> {
-    const { rows } = await this.m.catalog.pool.query<{ version: string }>('SELECT version FROM pgtide.routing_state');
-    return Number(rows[0]!.version);
   }
 
   private async waitForAcks(version: number, shardId: number): Promise<void> {

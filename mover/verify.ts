@@ -13,7 +13,7 @@ import { MOVER_SCHEMA } from './capture.js';
 import { afterKey, inRange, type Range } from './backfill.js';
 import type { VerificationResult } from './jobs.js';
 import type { MoveTable } from './shards.js';
-import { keyLiteral, quoteIdent, quoteTable } from './sql.js';
+import { KEY_ORDER_PLAN, keyLiteral, quoteIdent, quoteTable } from './sql.js';
 import { resyncKeys } from './sync.js';
 
 function rowText(t: MoveTable): string {
@@ -25,18 +25,12 @@ function chunkWhere(t: MoveTable, r: Range, last: string | null, upper: string |
   return `${inRange(t, r)}${afterKey(t, last)}${upper === null ? '' : ` AND ${k} <= ${keyLiteral(t.keyType, upper)}`}`;
 }
 
-/**
- * The last key of the next `chunkRows` keys of the range after `last` (null: none left), read
- * from the key's index by one backend: the planner cannot estimate the hash-range predicate and
- * chose a parallel index scan whose two workers took 23 of the query's 33 ms to start, for each
- * chunk (verifying 200 k rows took 1.3 s in bench/mover). set_config(…, true) lasts for the
- * query string's implicit transaction only.
- */
+/** The last key of the next `chunkRows` keys of the range after `last` (null: none left), in key order (KEY_ORDER_PLAN). */
 async function chunkUpper(c: pg.ClientBase, t: MoveTable, r: Range, last: string | null, chunkRows: number): Promise<string | null> {
   const k = quoteIdent(t.keyColumn);
-  const res = await c.query(`SELECT set_config('enable_sort', 'off', true), set_config('max_parallel_workers_per_gather', '0', true);
+  const res = await c.query(`${KEY_ORDER_PLAN};
     SELECT max(${k})::text AS upper FROM (SELECT ${k} FROM ${quoteTable(t.name)} WHERE ${inRange(t, r)}${afterKey(t, last)} ORDER BY ${k} LIMIT ${chunkRows}) s`) as unknown as pg.QueryResult<{ upper: string | null }>[];
-  return res[1]?.rows[0]?.upper ?? null;
+  return res.at(-1)?.rows[0]?.upper ?? null;
 }
 
 async function chunkSum(c: pg.ClientBase, t: MoveTable, where: string): Promise<{ n: number; sum: string | null }> {

@@ -13,10 +13,6 @@ import type { ProxyContext, ProxyCounters, SessionHandle } from './context.js';
 import { acceptConnection, scramSecretFor, type HandshakeHost, type LoginResult } from './frontend/handshake.js';
 import { ShardPool } from './pool/shard-pool.js';
 import { ShardPipeline } from './pool/pipeline.js';
-
-/** Statements one pipeline lane may hold, and how long its head may run before the lane takes no more (ms). */
-const PIPELINE_MAX_DEPTH = 8;
-const PIPELINE_STUCK_MS = 10;
 import { buildParse } from './protocol/frontend-writer.js';
 import { Router } from './router/index.js';
 import { ClientSession } from './session/client-session.js';
@@ -28,6 +24,10 @@ import type { ClusterMember } from './cluster/member.js';
 import { LatencyHistogram } from './http/latency-histogram.js';
 import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
 import { RangeHolds, type HoldRange } from './holds.js';
+
+/** Statements one pipeline lane may hold, and how long its head may run before the lane takes no more (ms). */
+const PIPELINE_MAX_DEPTH = 8;
+const PIPELINE_STUCK_MS = 10;
 
 /** GUCs a client is told at login, as Postgres reports them. */
 const REPORTED_PARAMS = ['server_version', 'server_encoding', 'client_encoding', 'DateStyle', 'TimeZone', 'integer_datetimes',

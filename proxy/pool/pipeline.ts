@@ -73,10 +73,7 @@ export class ShardPipeline implements ServerSink {
         this.demand = true;
         return false;
       }
-      lane = { server, queue: [], headSince: now, partial: null, rows: 0, corked: false };
-      server.sink = this;
-      this.lanes.push(lane);
-      this.byServer.set(server, lane);
+      lane = this.open(server, now);
     }
     if (lane.queue.length === 0) lane.headSince = now;
     lane.queue.push(unit);
@@ -101,14 +98,20 @@ export class ShardPipeline implements ServerSink {
   adopt(server: PooledServer): boolean {
     if (!this.demand) return false;
     this.demand = false;
-    const lane: Lane = { server, queue: [], headSince: performance.now(), partial: null, rows: 0, corked: false };
-    server.sink = this;
-    this.lanes.push(lane);
-    this.byServer.set(server, lane);
+    const lane = this.open(server, performance.now());
     setImmediate(() => {
       if (lane.queue.length === 0 && this.byServer.get(server) === lane) this.retire(lane, false);
     });
     return true;
+  }
+
+  /** A new, empty lane on `server` (its replies now come here). */
+  private open(server: PooledServer, now: number): Lane {
+    const lane: Lane = { server, queue: [], headSince: now, partial: null, rows: 0, corked: false };
+    server.sink = this;
+    this.lanes.push(lane);
+    this.byServer.set(server, lane);
+    return lane;
   }
 
   onServerData(server: PooledServer, chunk: Buffer): void {
