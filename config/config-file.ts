@@ -96,10 +96,10 @@ function int(obj: Raw, key: string, path: string, fallback: number, min: number,
   return v;
 }
 
-function bool(obj: Raw, key: string, fallback: boolean): boolean {
+function bool(obj: Raw, key: string, path: string, fallback: boolean): boolean {
   const v = obj[key];
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'boolean') throw new ConfigError(key, `must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new ConfigError(path, `must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -181,7 +181,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
     size: int(poolRaw, 'size', 'pool.size', 20, 1, 10000),
     waitTimeoutMs: int(poolRaw, 'wait_timeout_ms', 'pool.wait_timeout_ms', 30000, 1, 3600000),
     idleTimeoutMs: int(poolRaw, 'idle_timeout_ms', 'pool.idle_timeout_ms', 600000, 1000, 86400000),
-    pipelining: bool(poolRaw, 'pipelining', false),
+    pipelining: bool(poolRaw, 'pipelining', 'pool.pipelining', false),
   };
 
   const catalog = postgresUrl(str(raw, 'catalog', 'catalog'), 'catalog');
@@ -236,7 +236,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
     partitions: int(raw, 'partitions', 'partitions', 8, 1, 4096),
     http: { host: str(httpRaw, 'host', 'http.host', '127.0.0.1'), port: int(httpRaw, 'port', 'http.port', 9930, 0, 65535) },
     routeCacheSize: int(raw, 'route_cache_size', 'route_cache_size', 10000, 16, 10_000_000),
-    twoPhaseCommit: bool(raw, 'two_phase_commit', false),
+    twoPhaseCommit: bool(raw, 'two_phase_commit', 'two_phase_commit', false),
     logLevel: str(raw, 'log_level', 'log_level', 'info'),
   };
 }

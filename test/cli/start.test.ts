@@ -105,6 +105,7 @@ test('an invalid config file names the key and exits with code 2', async () => {
     ['database: app\nusers: [{name: a, password: b}]\ncatalog: mysql://x@h/db\nshards: [postgres://x@h/db]\n', /catalog: must be a postgres:\/\/ URL/],
     ['database: app\nusers: [{name: a, password: b}]\ncatalog: postgres://x@h/db\nshards: [postgres://x@h/db]\ntables: {sharded: [{name: t, key: id, type: float8}]}\n', /tables\.sharded\[0\]\.type: unsupported key type/],
     ['database: app\nusers: [{name: a, password: b}]\ncatalog: postgres://x@h/db\nshards: [postgres://x@h/db]\nlisten: {port: 99999}\n', /listen\.port: must be between 1 and 65535/],
+    ['database: app\nusers: [{name: a, password: b}]\ncatalog: postgres://x@h/db\nshards: [postgres://x@h/db]\npool: {pipelining: "on"}\n', /pool\.pipelining: must be true or false, got "on"/],
     ['database: app\nbogus_key: 1\n', /bogus_key: unknown key/],
     ['database: [unclosed\n', /invalid YAML/],
   ];
