@@ -499,9 +499,6 @@ async function deleteRangeChunk(c: pg.ClientBase, t: MoveTable, r: Range, n: num
 
 /** The real cutover steps of one job run. */
 class LiveCutover implements CutoverSteps {
-  /** fenceSource ran (perhaps in part) in this attempt. */
-  private fenceTried = false;
-
   constructor(private readonly run: JobRun, private readonly m: Mover) {}
 
   private get job(): Job {
@@ -520,7 +517,6 @@ class LiveCutover implements CutoverSteps {
   }
 
   async fenceSource(timeoutMs: number): Promise<void> {
-    this.fenceTried = true;
     await setTriggerMode(await this.run.source(), await this.run.spec(), 'fence', timeoutMs, performance.now() + timeoutMs);
     await this.m.step(this.job.id, 'cutover:fenceSource');
   }
@@ -557,12 +553,18 @@ class LiveCutover implements CutoverSteps {
     // outlasts lock_timeout; the job retries it): still fenced, they hit the fence and retry rather
     // than wait without a bound.
     try {
-      // No fence to lift when this attempt never fenced and no earlier runner left one up (an ack or
-      // in-flight wait timed out): LOCK TABLE would only queue every write to the table behind the
-      // transaction that made the attempt fail, for up to lock_timeout.
+      // Only a fence that is up needs lifting (anyFenced reads the functions, takes no lock). Not
+      // "fenceSource ran": its usual failure is lock_timeout on the first table, which rolled back
+      // and fenced nothing, and that lock is held by a transaction that waits for this very hold
+      // (it wrote another range of the table on the source, its next statement is on the held
+      // range). LOCK TABLE for a lift then waits for the same transaction: lock_timeout again,
+      // thrown out of the cutover as a transient error, the attempt never counted, and the job
+      // retried the cutover until transientRetryMs paused it ("waiting for a server").
+      // Likewise no lift when an ack or in-flight wait timed out: LOCK TABLE would only queue
+      // every write to the table behind the transaction that made the attempt fail.
       const src = await this.run.source();
       const spec = await this.run.spec();
-      if (this.fenceTried || await anyFenced(src, spec)) await setTriggerMode(src, spec, 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
+      if (await anyFenced(src, spec)) await setTriggerMode(src, spec, 'capture', Math.max(this.run.settings.lockTimeoutMs, 1000));
     } finally {
       await this.m.routing.release(this.run.range);
     }

@@ -130,6 +130,50 @@ describe('mover', () => {
     }
   });
 
+  test('a fence that times out on a lock held by a transaction on another range of the table aborts the attempt without a second lock wait', async () => {
+    // The transaction stands for one the proxy holds: it wrote another range of the table on the
+    // source (RowExclusiveLock), and its next statement is on the held range, so it waits for the
+    // cutover while the fence's LOCK TABLE waits for it. The attempt must abort as an attempt
+    // (counted, back to catching_up, paused after cutoverAttempts), not as a transient error from
+    // lifting a fence that never went up (a LOCK TABLE waiting for the same transaction again).
+    const catalog = cluster.proxy.catalog;
+    const part = partitionOn(0);
+    const blocker = await cluster.shard(0);
+    let blocking = false;
+    const mover = new Mover({
+      catalog, routing: new NoProxyRoutingControl(),
+      settings: { ...SETTINGS, cutoverAttempts: 1, cutoverBudgetMs: 500, lockTimeoutMs: 500, transientRetryMs: 3000 },
+      hooks: {
+        async onStep(_id, step) {
+          if (step === 'state:cutover' && !blocking) {
+            blocking = true;
+            await blocker.query('BEGIN');
+            await blocker.query('LOCK TABLE accounts IN ROW EXCLUSIVE MODE');
+          }
+        },
+      },
+    });
+    try {
+      const job = await mover.startMove(part.id, 1);
+      const paused = await mover.runJob(job.id);
+      const detail = await mover.jobDetail(job.id);
+      assert.equal(paused.state, JobState.Paused, `job ${job.id}: ${paused.state} (${paused.reason ?? ''}); events: ${detail.events.map((e) => e.detail).join(' | ')}`);
+      assert.match(paused.reason ?? '', /in 1 attempts/);
+      assert.ok(detail.events.some((e) => /cutover aborted \(attempt 1\).*lock timeout/.test(e.detail)), 'the attempt aborted on the fence\'s lock timeout');
+      assert.ok(!detail.events.some((e) => /waiting for a server/.test(e.detail)), 'no transient retry');
+      await blocker.query('ROLLBACK');
+      const rolled = await mover.cancel(job.id);
+      assert.equal(rolled.state, JobState.RolledBack);
+      const p = (await catalog.loadRoutingTable()).partitions.find((x) => x.id === part.id)!;
+      assert.equal(p.shardId, 0);
+      await checkInvariants(shards, catalog, ledger);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      await blocker.end();
+      await mover.close();
+    }
+  });
+
   test('bad input: unknown partition, busy partition, target down, schema differs, past the point of no return', async () => {
     const catalog = cluster.proxy.catalog;
     const mover = new Mover({ catalog, settings: SETTINGS });
