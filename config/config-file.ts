@@ -181,7 +181,7 @@ export function validateConfig(raw: unknown): ProxyConfig {
     size: int(poolRaw, 'size', 'pool.size', 20, 1, 10000),
     waitTimeoutMs: int(poolRaw, 'wait_timeout_ms', 'pool.wait_timeout_ms', 30000, 1, 3600000),
     idleTimeoutMs: int(poolRaw, 'idle_timeout_ms', 'pool.idle_timeout_ms', 600000, 1000, 86400000),
-    pipelining: bool(poolRaw, 'pipelining', 'pool.pipelining', false),
+    pipelining: bool(poolRaw, 'pipelining', 'pool.pipelining', true),
   };
 
   const catalog = postgresUrl(str(raw, 'catalog', 'catalog'), 'catalog');

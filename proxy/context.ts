@@ -28,6 +28,8 @@ export interface SessionHandle {
   touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean;
   /** Servers linked right now (to forward a cancel to). */
   linkedServers(): { shardId: number; host: string; port: number; pid: number; secret: Buffer }[];
+  /** A cancel request for a statement waiting in a pipeline lane: answered here (true), nothing to forward. */
+  cancelPipelined(): boolean;
 }
 
 export interface ProxyCounters {

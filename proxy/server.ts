@@ -137,7 +137,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
 
   pipeline(shardId: number): ShardPipeline | null {
     const c = this.opts.config.pool;
-    if (c.pipelining !== true || c.mode !== 'transaction') return null;
+    if (c.pipelining === false || c.mode !== 'transaction') return null;
     const pool = this.pool(shardId);
     let p = this.pipelines.get(pool);
     if (!p) {
@@ -245,11 +245,12 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   }
 
   cancel(pid: number, secret: Buffer): void {
-    const session = [...this.sessions.values()].find((s) => s.pid === pid);
+    const session = this.sessions.get(pid);
     if (!session || session.secret.length !== secret.length || !timingSafeEqual(session.secret, secret)) {
       this.log.info({ pid }, 'cancel request for an unknown session ignored');
       return;
     }
+    if (session.cancelPipelined()) return;
     for (const s of session.linkedServers()) {
       sendCancel(s.host, s.port, s.pid, s.secret).catch((err: Error) => this.log.warn({ err: err.message, shard: s.shardId }, 'cancel forward failed'));
     }

@@ -229,13 +229,13 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     cleanups.push(() => one.stop());
     targets.push({ name: 'pgtide-1shard', port: one.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
-    // The same 1-shard proxy with pipelining on (pool.pipelining, opt-in): fast autocommit reads of
-    // several clients share server connections (proxy/pool/pipeline.ts).
+    // The same 1-shard proxy with pipelining off (pool.pipelining: false): every statement on a
+    // server connection of its own, as PgBouncer does; what lanes (proxy/pool/pipeline.ts) add.
     await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_4');
-    const piped = proxyConfig(a.url('pgtide_catalog_4'), [a.url('bench')], await freePort(), password, poolSize);
-    const pipelined: RunningProxy = await runProxy({ ...piped, pool: { ...piped.pool, pipelining: true } }, log);
-    cleanups.push(() => pipelined.stop());
-    targets.push({ name: 'pgtide-pipelining', port: pipelined.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
+    const unpiped = proxyConfig(a.url('pgtide_catalog_4'), [a.url('bench')], await freePort(), password, poolSize);
+    const noPipe: RunningProxy = await runProxy({ ...unpiped, pool: { ...unpiped.pool, pipelining: false } }, log);
+    cleanups.push(() => noPipe.stop());
+    targets.push({ name: 'pgtide-nopipelining', port: noPipe.port, user: 'postgres', password, database: 'bench', cpuSeconds: ownCpuSeconds });
 
     // The same 1-shard proxy with access recording off: the cost of recording, side by side.
     await psql(a, 'postgres', 'CREATE DATABASE pgtide_catalog_3');
@@ -260,7 +260,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     // This bench measures the hot path. The forecaster (a worker-thread LSTM on each leader, one
     // interval after start) would otherwise train in this very process and be billed to pgtide's
     // CPU per transaction; its effect on latency is measured on its own by `bench training-impact`.
-    for (const p of [one, pipelined, noRec, two]) await p.autopilot.stop();
+    for (const p of [one, noPipe, noRec, two]) await p.autopilot.stop();
 
     const results: PgbenchResult[] = [];
     for (const clients of clientsList) {
@@ -284,6 +284,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     const byKey = (target: string, clients: number) => results.find((r) => r.target === target && r.clients === clients);
     say('');
     say('recording cost (1 - recording on / off, pgtide 1 shard): ' + clientsList.map((c) => `${c} clients ${((1 - byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-norecord', c)!.medianTps) * 100).toFixed(1)} %`).join(', '));
+    say('pipelining gain (pgtide 1 shard, lanes on / off): ' + clientsList.map((c) => `${c} clients ${(byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-nopipelining', c)!.medianTps).toFixed(2)}×`).join(', '));
     say(`pgbench -S -M simple, ${seconds}s × ${rounds} rounds per cell, median TPS (avg latency ms); ratios to direct / pgbouncer / bare pipe`);
     say(`${'target'.padEnd(16)}${clientsList.map((c) => `${c} clients`.padStart(34)).join('')}`);
     for (const t of targets) {
@@ -312,6 +313,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       if (pb) summary[`pgtide_vs_pgbouncer_${c}`] = p / pb;
       summary[`pgtide2_vs_direct_${c}`] = byKey('pgtide-2shards', c)!.medianTps / byKey('direct', c)!.medianTps;
       summary[`recording_cost_${c}`] = 1 - p / byKey('pgtide-norecord', c)!.medianTps;
+      summary[`pipelining_gain_${c}`] = p / byKey('pgtide-nopipelining', c)!.medianTps;
       const cpu = (name: string) => byKey(name, c)?.medianCpuUsPerTx;
       if (cpu('pgtide-1shard') && cpu('bare-pipe')) summary[`pgtide_cpu_per_tx_vs_bare_pipe_${c}`] = cpu('pgtide-1shard')! / cpu('bare-pipe')!;
       if (cpu('pgtide-1shard') && cpu('pgbouncer')) summary[`pgtide_cpu_per_tx_vs_pgbouncer_${c}`] = cpu('pgtide-1shard')! / cpu('pgbouncer')!;

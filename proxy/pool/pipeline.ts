@@ -7,7 +7,15 @@
 // are filled before a new one is opened. A lane whose head statement has run longer than
 // `stuckMs` takes no more statements (head-of-line blocking is bounded by what the session lets
 // in: only statement shapes that have always been fast, see client-session.ts).
-import { BackendCode, isFatalError, readyForQueryStatus, tagRowCount } from '../protocol/backend-scanner.js';
+//
+// Cancel. A server-side cancel hits whatever statement the backend runs when the signal lands,
+// and on a lane that may be the next client's. So a cancelled statement is answered at once
+// (57014) and its reply is dropped; the server is signalled only for a head that has run past
+// `stuckMs` (it blocks the lane: a lock wait, a plan gone bad). Then the lane takes nothing new,
+// the replies of the statements behind the target are held until they end, one that the signal
+// hit instead (57014) is run again for its client on a server of its own, and a lane whose signal
+// was never seen to land is discarded rather than pooled (it could still land later).
+import { BackendCode, errorSqlstate, isFatalError, readyForQueryStatus, tagRowCount } from '../protocol/backend-scanner.js';
 import type { PooledServer, ServerSink } from './pooled-server.js';
 import type { ShardPool } from './shard-pool.js';
 
@@ -19,17 +27,34 @@ export interface PipelinedUnit {
   pipelineDone(rows: number, ranMs: number): void;
   /** The server connection broke before the reply ended. */
   pipelineLost(): void;
+  /** Another statement's cancel hit this one on the server: run `query` again elsewhere (nothing of its reply was sent). */
+  pipelineRetry(query: Buffer): void;
+}
+
+const QUERY_CANCELED = '57014';
+
+interface Entry {
+  unit: PipelinedUnit;
+  query: Buffer;
+  /** Cancelled: its client was answered, the rest of its reply is dropped. */
+  detached: boolean;
+  /** Reply messages held back while a cancel signal may hit this statement. */
+  held: Buffer[] | null;
+  /** The held reply carried 57014: run it again. */
+  hit: boolean;
 }
 
 interface Lane {
   server: PooledServer;
-  queue: PipelinedUnit[];
+  queue: Entry[];
   /** When the statement at the head of the queue started (performance.now()). */
   headSince: number;
   /** Bytes of an incomplete message carried to the next chunk. */
   partial: Buffer | null;
   rows: number;
   corked: boolean;
+  /** A cancel signal was sent to this lane's server; `landed` once a 57014 showed where it hit. */
+  signal: { target: Entry; landed: boolean } | null;
 }
 
 export interface PipelineOptions {
@@ -44,6 +69,8 @@ export class ShardPipeline implements ServerSink {
   private readonly byServer = new Map<PooledServer, Lane>();
   /** A statement wanted a lane and found no server for one. */
   private demand = false;
+  /** Cancel signals sent to lane servers. */
+  signalsSent = 0;
 
   constructor(private readonly pool: ShardPool, private readonly opts: PipelineOptions) {}
 
@@ -62,7 +89,7 @@ export class ShardPipeline implements ServerSink {
   submit(unit: PipelinedUnit, query: Buffer, now: number, fits: (server: PooledServer) => boolean): boolean {
     let lane: Lane | null = null;
     for (const l of this.lanes) {
-      if (l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
+      if (l.signal || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
       // The fullest lane with room: batches grow, and fewer servers are woken.
       if (!lane || l.queue.length > lane.queue.length) lane = l;
     }
@@ -76,7 +103,7 @@ export class ShardPipeline implements ServerSink {
       lane = this.open(server, now);
     }
     if (lane.queue.length === 0) lane.headSince = now;
-    lane.queue.push(unit);
+    lane.queue.push({ unit, query, detached: false, held: null, hit: false });
     const server = lane.server;
     server.queries++;
     server.unnamedKey = null; // a simple Query drops the unnamed statement
@@ -88,6 +115,32 @@ export class ShardPipeline implements ServerSink {
     }
     server.write(query);
     return true;
+  }
+
+  /**
+   * The client of `unit` asked to cancel it. false: it is not in a lane. Otherwise the caller
+   * answers the client with 57014 now; the statement's reply is dropped when it comes.
+   */
+  cancel(unit: PipelinedUnit, now: number): boolean {
+    for (const lane of this.lanes) {
+      const i = lane.queue.findIndex((e) => e.unit === unit);
+      if (i < 0) continue;
+      const entry = lane.queue[i]!;
+      entry.detached = true;
+      entry.held = null;
+      if (i === 0 && !lane.signal && now - lane.headSince >= this.opts.stuckMs) {
+        // It holds up the lane: stop it on the server. Whoever is behind it may be hit instead.
+        lane.signal = { target: entry, landed: false };
+        for (const e of lane.queue) if (e !== entry && !e.detached) e.held = [];
+        this.signalsSent++;
+        lane.server.conn.cancel().catch(() => {
+          // Not delivered: the statement runs to its end; nothing can land late either.
+          if (lane.signal?.target === entry) lane.signal.landed = true;
+        });
+      }
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -107,7 +160,7 @@ export class ShardPipeline implements ServerSink {
 
   /** A new, empty lane on `server` (its replies now come here). */
   private open(server: PooledServer, now: number): Lane {
-    const lane: Lane = { server, queue: [], headSince: now, partial: null, rows: 0, corked: false };
+    const lane: Lane = { server, queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null };
     server.sink = this;
     this.lanes.push(lane);
     this.byServer.set(server, lane);
@@ -128,25 +181,35 @@ export class ShardPipeline implements ServerSink {
       if (code === BackendCode.ErrorResponse && isFatalError(buf, at, end)) {
         // The server is going away (terminated, shut down): its FATAL would tell the head client's
         // driver that its own connection died. Every queued statement gets a plain 08006 instead.
-        if (at > from && lane.queue.length > 0) lane.queue[0]!.pipelineData(buf.subarray(from, at));
+        if (at > from) deliver(lane.queue[0], buf.subarray(from, at));
         this.retire(lane, true);
         return;
       }
       if (code === BackendCode.CommandComplete) lane.rows += tagRowCount(buf, at, end);
+      if (code === BackendCode.ErrorResponse && lane.signal && errorSqlstate(buf, at, end) === QUERY_CANCELED) {
+        // Where the signal landed: on its target, or on a statement behind it (run again).
+        lane.signal.landed = true;
+        const head = lane.queue[0];
+        if (head && head !== lane.signal.target && head.held) head.hit = true;
+      }
       if (code === BackendCode.ReadyForQuery) {
-        const unit = lane.queue.shift();
+        const entry = lane.queue.shift();
         const status = readyForQueryStatus(buf, at);
         const rows = lane.rows;
         lane.rows = 0;
         const now = performance.now();
         const ranMs = now - lane.headSince;
         lane.headSince = now;
-        if (unit) {
-          unit.pipelineData(buf.subarray(from, end));
-          unit.pipelineDone(rows, ranMs);
+        if (entry) {
+          deliver(entry, buf.subarray(from, end));
+          if (entry.hit) entry.unit.pipelineRetry(entry.query);
+          else if (!entry.detached) {
+            if (entry.held) for (const b of entry.held) entry.unit.pipelineData(b);
+            entry.unit.pipelineDone(rows, ranMs);
+          }
         }
         from = end;
-        if (status !== 'I' || !unit) {
+        if (status !== 'I' || !entry) {
           // An autocommit read cannot leave a transaction open; a server that says otherwise (or
           // answers a statement nobody sent) is not safe for the statements queued behind it.
           this.retire(lane, true);
@@ -155,9 +218,10 @@ export class ShardPipeline implements ServerSink {
       }
       at = end;
     }
-    if (at > from && lane.queue.length > 0) lane.queue[0]!.pipelineData(buf.subarray(from, at));
+    if (at > from) deliver(lane.queue[0], buf.subarray(from, at));
     if (at < buf.length) lane.partial = Buffer.from(buf.subarray(at));
-    if (lane.queue.length === 0 && lane.partial === null) this.retire(lane, false);
+    // A signal that never showed where it landed may still be on its way: that server is not reused.
+    if (lane.queue.length === 0 && lane.partial === null) this.retire(lane, lane.signal !== null && !lane.signal.landed);
   }
 
   onServerClosed(server: PooledServer): void {
@@ -173,11 +237,18 @@ export class ShardPipeline implements ServerSink {
     const queued = lane.queue.splice(0);
     if (broken) {
       this.pool.discard(lane.server);
-      for (const u of queued) u.pipelineLost();
+      for (const e of queued) if (!e.detached) e.unit.pipelineLost();
     } else {
       this.pool.release(lane.server);
     }
   }
+}
+
+/** Reply bytes of the statement at the head: to its client, held back, or dropped (cancelled). */
+function deliver(entry: Entry | undefined, bytes: Buffer): void {
+  if (!entry || entry.detached || bytes.length === 0) return;
+  if (entry.held) entry.held.push(Buffer.from(bytes));
+  else entry.unit.pipelineData(bytes);
 }
 
 function uncork(lane: Lane): void {

@@ -221,17 +221,26 @@ export function tagRowCount(buf: Buffer, start: number, end: number): number {
 
 /** Whether an ErrorResponse's severity field says FATAL or PANIC. */
 export function isFatalError(buf: Buffer, start: number, end: number): boolean {
+  // 'S' severity, 'V' its non-localized twin (sent first by servers since 9.6)
+  const sev = errorField(buf, start, end, 0x53, 0x56);
+  return sev === 'FATAL' || sev === 'PANIC';
+}
+
+/** The SQLSTATE of an ErrorResponse, or null (read without building every field). */
+export function errorSqlstate(buf: Buffer, start: number, end: number): string | null {
+  return errorField(buf, start, end, 0x43, 0x43);
+}
+
+/** The first of two fields of an ErrorResponse that is present. */
+function errorField(buf: Buffer, start: number, end: number, a: number, b: number): string | null {
   for (let i = start + 5; i < end && buf[i] !== 0;) {
     const field = buf[i]!;
     const zero = buf.indexOf(0, i + 1);
-    if (zero < 0 || zero >= end) return false;
-    if (field === 0x53 || field === 0x56) { // 'S' severity, 'V' non-localized severity
-      const sev = buf.toString('latin1', i + 1, zero);
-      return sev === 'FATAL' || sev === 'PANIC';
-    }
+    if (zero < 0 || zero >= end) return null;
+    if (field === a || field === b) return buf.toString('latin1', i + 1, zero);
     i = zero + 1;
   }
-  return false;
+  return null;
 }
 
 export function commandCompleteTag(buf: Buffer, start: number, end: number): string {

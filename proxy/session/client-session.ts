@@ -969,6 +969,26 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
     if (!this.closed) this.pump();
   }
 
+  pipelineRetry(query: Buffer): void {
+    const shardId = this.pipelinedShard;
+    this.pipelinedShard = -1;
+    if (this.closed) return;
+    this.withLink(shardId, (link) => {
+      this.prepareLink(link);
+      link.server.unnamedKey = null;
+      this.shapeSentAt = performance.now();
+      this.sendToLink(link, query, QUERY_FORWARD);
+    });
+  }
+
+  cancelPipelined(): boolean {
+    const shardId = this.pipelinedShard;
+    if (shardId < 0 || !this.ctx.pipeline?.(shardId)?.cancel(this, performance.now())) return false;
+    this.pipelinedShard = -1;
+    this.failUnit(new SessionError('QUERY_CANCELED', 'canceling statement due to user request', { sqlstate: '57014' }));
+    return true;
+  }
+
   pipelineLost(): void {
     const shard = this.pipelinedShard;
     this.pipelinedShard = -1;

@@ -49,7 +49,7 @@ export async function startTestCluster(opts: { shards?: number; poolMode?: PoolM
       database: APP_DB,
       users: [{ name: APP_USER, password: APP_PASSWORD, admin: true }, { name: 'md5user', password: `md5${createHash('md5').update('md5-password' + 'md5user').digest('hex')}`, admin: false }],
       auth: 'scram-sha-256',
-      pool: { mode: opts.poolMode ?? 'transaction', size: opts.poolSize ?? 5, waitTimeoutMs: 10000, idleTimeoutMs: 60000, ...(opts.pipelining ? { pipelining: true } : {}) },
+      pool: { mode: opts.poolMode ?? 'transaction', size: opts.poolSize ?? 5, waitTimeoutMs: 10000, idleTimeoutMs: 60000, ...(opts.pipelining === false ? { pipelining: false } : {}) },
       catalog: catalog.url('postgres'),
       shards: shards.map((s) => s.url(APP_DB)),
       tables: { sharded: [], reference: [] },

@@ -1,9 +1,10 @@
-// Pipelining (proxy/pool/pipeline.ts, opt-in with pool.pipelining: true): fast autocommit keyed reads of many clients share server
+// Pipelining (proxy/pool/pipeline.ts, on unless pool.pipelining: false): fast autocommit keyed reads of many clients share server
 // connections, answered in order. Every client gets its own rows and its own session settings;
 // an error answers only the statement that caused it; slow shapes, transactions and session
 // pooling keep a server of their own; a lane whose server dies fails only its queued statements.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import pgModule from 'pg';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -11,7 +12,7 @@ let cluster: TestCluster;
 let admin: pg.Client;
 
 before(async () => {
-  cluster = await startTestCluster({ shards: 2, poolSize: 12, pipelining: true });
+  cluster = await startTestCluster({ shards: 2, poolSize: 12 });
   const app = await cluster.client();
   await app.query('CREATE TABLE kv (id bigint PRIMARY KEY, v text NOT NULL)');
   admin = await cluster.admin();
@@ -120,7 +121,8 @@ test('a lane whose server is terminated fails its queued reads with 08006; the c
   await new Promise((r) => setTimeout(r, 300));
   stop = true;
   await Promise.all(readers);
-  for (const code of errors.keys()) assert.ok(['08006', '57P01'].includes(code) || /not queryable/.test(code), `only connection errors (${[...errors].join(', ')})`);
+  // 08006 only: a server's FATAL must not reach a client as its own connection's death.
+  for (const code of errors.keys()) assert.equal(code, '08006', `only lost-server errors, every client still connected (${[...errors].join(', ')})`);
   // The proxy goes on serving: a new client reads through fresh lanes.
   const fresh = await cluster.client();
   for (let i = 1; i <= 10; i++) assert.equal((await fresh.query(`SELECT v FROM kv WHERE id = ${i}`)).rows[0].v, `v${i}`);
@@ -129,8 +131,56 @@ test('a lane whose server is terminated fails its queued reads with 08006; the c
   await Promise.all(clients.map((c) => c.end().catch(() => {})));
 });
 
+/** Send a CancelRequest for `c` the way node-postgres does: a new connection carrying c's key. */
+async function cancel(c: pg.Client): Promise<void> {
+  const conn = new (pgModule as unknown as { Connection: new () => { connect(port: number, host: string): void; on(e: string, f: () => void): void; cancel(pid: number, key: number): void } }).Connection();
+  const key = c as unknown as { processID: number; secretKey: number };
+  await new Promise<void>((resolve) => {
+    conn.on('connect', () => {
+      conn.cancel(key.processID, key.secretKey);
+      resolve();
+    });
+    conn.connect(cluster.proxy.port, '127.0.0.1');
+  });
+}
+
+test('cancel: a pipelined read stuck behind a lock is answered 57014 and stopped on its server; the others get their rows', async () => {
+  const s0 = await cluster.shard(0);
+  const ids = (await s0.query('SELECT id FROM kv ORDER BY id LIMIT 4')).rows.map((r) => Number(r.id));
+  const clients = await Promise.all(Array.from({ length: 4 }, () => cluster.client()));
+  // The shape is fast (pipelined) until a DDL lock makes every read of kv wait.
+  for (let i = 0; i < 5; i++) await clients[0]!.query(`SELECT v FROM kv WHERE id = ${ids[0]}`);
+  const locker = await cluster.shard(0);
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE kv IN ACCESS EXCLUSIVE MODE');
+  const before = await pipelined();
+  const reads = clients.map((c, i) => c.query(`SELECT v FROM kv WHERE id = ${ids[i]}`).then((r) => r.rows[0].v as string, (e: { code?: string }) => `error ${e.code}`));
+  // On a shared server the statements run one after another: the head waits for the lock, the
+  // rest wait behind it in the server's input.
+  const waiting = async (id: number) => Number((await s0.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = $1", [`SELECT v FROM kv WHERE id = ${id}`])).rows[0].n);
+  for (let t = 0; t < 100 && (await waiting(ids[0]!)) < 1; t++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await waiting(ids[0]!), 1, 'the first read waits for the lock on shard 0');
+  assert.equal((await pipelined()) - before, 4, 'all four went through lanes');
+  // Stuck, not merely slow (the server is signalled only for a statement past stuckMs).
+  await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  await cancel(clients[0]!);
+  assert.equal(await reads[0], 'error 57014', 'the cancelled read is answered 57014');
+  assert.ok(Date.now() - started < 5000, 'at once, not when the lock goes');
+  // The stuck statement was stopped on the server (the signal reached it), not merely forgotten.
+  for (let t = 0; t < 100 && (await waiting(ids[0]!)) > 0; t++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await waiting(ids[0]!), 0, 'its statement no longer waits on the server');
+  await locker.query('COMMIT');
+  assert.deepEqual(await Promise.all(reads.slice(1)), ids.slice(1).map((id) => `v${id}`), 'the reads not cancelled get their own rows');
+  assert.equal((await clients[0]!.query(`SELECT v FROM kv WHERE id = ${ids[0]}`)).rows[0].v, `v${ids[0]}`, 'the cancelled client goes on');
+  const servers = await admin.query('SHOW SERVERS');
+  for (const s of servers.rows) assert.equal(s.tx, 'I', 'no server left in a transaction');
+  await locker.end();
+  await Promise.all(clients.map((c) => c.end()));
+});
+
 test('session pooling never pipelines', async () => {
-  const session = await startTestCluster({ shards: 1, poolMode: 'session', pipelining: true });
+  const session = await startTestCluster({ shards: 1, poolMode: 'session' });
   try {
     const app = await session.client();
     await app.query('CREATE TABLE kv2 (id bigint PRIMARY KEY, v text)');
