@@ -6,7 +6,9 @@
 // client, two 1.20x, four 0.89x; PgBouncer reaches 1.22-1.29x the pipe on this machine. So lanes
 // are filled before a new one is opened. A lane whose head statement has run longer than
 // `stuckMs` takes no more statements (head-of-line blocking is bounded by what the session lets
-// in: only statement shapes that have always been fast, see client-session.ts).
+// in: only statement shapes that have always been fast, see client-session.ts). A lane carries reads
+// of one table only: a keyed read waits only on a table lock (row locks do not block it, and
+// locking reads are writes to the router), so a DDL lock on one table never holds up another's.
 //
 // Cancel. A server-side cancel hits whatever statement the backend runs when the signal lands,
 // and on a lane that may be the next client's. So a cancelled statement is answered at once
@@ -27,15 +29,14 @@ export interface PipelinedUnit {
   pipelineDone(rows: number, ranMs: number): void;
   /** The server connection broke before the reply ended. */
   pipelineLost(): void;
-  /** Another statement's cancel hit this one on the server: run `query` again elsewhere (nothing of its reply was sent). */
-  pipelineRetry(query: Buffer): void;
+  /** Another statement's cancel hit this one on the server: run it again elsewhere (nothing of its reply was sent). */
+  pipelineRetry(): void;
 }
 
 const QUERY_CANCELED = '57014';
 
 interface Entry {
   unit: PipelinedUnit;
-  query: Buffer;
   /** Cancelled: its client was answered, the rest of its reply is dropped. */
   detached: boolean;
   /** Reply messages held back while a cancel signal may hit this statement. */
@@ -46,6 +47,8 @@ interface Entry {
 
 interface Lane {
   server: PooledServer;
+  /** The table its statements read (reassigned when the lane is empty). */
+  table: string;
   queue: Entry[];
   /** When the statement at the head of the queue started (performance.now()). */
   headSince: number;
@@ -86,10 +89,10 @@ export class ShardPipeline implements ServerSink {
    * pool's idle connections if none has room. false: no lane can take it now (the caller links a
    * server as usual).
    */
-  submit(unit: PipelinedUnit, query: Buffer, now: number, fits: (server: PooledServer) => boolean): boolean {
+  submit(unit: PipelinedUnit, query: Buffer, table: string, now: number, fits: (server: PooledServer) => boolean): boolean {
     let lane: Lane | null = null;
     for (const l of this.lanes) {
-      if (l.signal || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
+      if (l.signal || (l.table !== table && l.queue.length > 0) || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
       // The fullest lane with room: batches grow, and fewer servers are woken.
       if (!lane || l.queue.length > lane.queue.length) lane = l;
     }
@@ -102,8 +105,9 @@ export class ShardPipeline implements ServerSink {
       }
       lane = this.open(server, now);
     }
+    lane.table = table;
     if (lane.queue.length === 0) lane.headSince = now;
-    lane.queue.push({ unit, query, detached: false, held: null, hit: false });
+    lane.queue.push({ unit, detached: false, held: null, hit: false });
     const server = lane.server;
     server.queries++;
     server.unnamedKey = null; // a simple Query drops the unnamed statement
@@ -160,7 +164,7 @@ export class ShardPipeline implements ServerSink {
 
   /** A new, empty lane on `server` (its replies now come here). */
   private open(server: PooledServer, now: number): Lane {
-    const lane: Lane = { server, queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null };
+    const lane: Lane = { server, table: '', queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null };
     server.sink = this;
     this.lanes.push(lane);
     this.byServer.set(server, lane);
@@ -202,7 +206,7 @@ export class ShardPipeline implements ServerSink {
         lane.headSince = now;
         if (entry) {
           deliver(entry, buf.subarray(from, end));
-          if (entry.hit) entry.unit.pipelineRetry(entry.query);
+          if (entry.hit) entry.unit.pipelineRetry();
           else if (!entry.detached) {
             if (entry.held) for (const b of entry.held) entry.unit.pipelineData(b);
             entry.unit.pipelineDone(rows, ranMs);

@@ -146,6 +146,27 @@ function isScatterRead(plan: StatementPlan): boolean {
   return plan.kind === 'scatter-read' || (plan.kind === 'keyed' && !plan.write);
 }
 
+/** The plan of a statement that is one keyed read (pipelining candidates), or null. */
+function soleKeyedRead(plans: StatementPlan[]): { table: string } | null {
+  const p = plans.length === 1 ? plans[0]! : null;
+  return p !== null && p.kind === 'keyed' && !p.write ? p : null;
+}
+
+/**
+ * An extended batch that runs the unnamed statement it parses itself: Parse, Bind, optional
+ * Describe, Execute, Sync, all unnamed. Forwarded verbatim it leaves no state a later statement
+ * of its client needs on that server connection (the next Parse replaces the unnamed statement).
+ */
+function isSelfContained(planned: PlannedMessage[]): boolean {
+  const codes = planned.map((p) => p.msg.code);
+  const n = codes.length;
+  if (n < 4 || n > 5 || codes[0] !== FrontendCode.Parse || codes[1] !== FrontendCode.Bind || codes[n - 2] !== FrontendCode.Execute || codes[n - 1] !== FrontendCode.Sync) return false;
+  if (n === 5 && codes[2] !== FrontendCode.Describe) return false;
+  if (planned[0]!.name !== '' || planned[1]!.name !== '' || planned[1]!.stmt !== planned[0]!.stmt) return false;
+  // Unnamed portal in Bind (after the 5-byte header: portal name, then statement name) and Execute.
+  return planned[1]!.msg.bytes[5] === 0 && planned[n - 2]!.msg.bytes[5] === 0 && (n === 4 || planned[2]!.msg.bytes[6] === 0);
+}
+
 /**
  * Per statement shape (the router's cached analysis object), how long its statements took: only
  * shapes that have always been fast are pipelined, so a slow one never holds up a shared lane.
@@ -175,6 +196,8 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   private shapeSentAt = 0;
   /** The shard of the unit in flight in a pipeline lane, or -1. */
   private pipelinedShard = -1;
+  /** How to send that unit on a linked server instead (when a cancel meant for another hit it). */
+  private pipelinedSend: ((link: Link) => void) | null = null;
   private readonly fitsSettings = (server: PooledServer): boolean => sameSettings(server.settings, this.settings);
   private inCopyIn = false;
   /**
@@ -431,15 +454,17 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       return;
     }
     const shardId = target.shards[0]!;
-    this.unitShape = plans.length === 1 && first.kind === 'keyed' && !first.write ? analysis : null;
-    if (this.unitShape !== null && this.pipeline(shardId, msg.bytes)) return;
-    this.withLink(shardId, (link) => {
+    const keyedRead = soleKeyedRead(plans);
+    this.unitShape = keyedRead ? analysis : null;
+    const send = (link: Link): void => {
       this.prepareLink(link);
       link.server.unnamedKey = null;
       this.shapeSentAt = performance.now();
       this.sendToLink(link, msg.bytes, QUERY_FORWARD);
       if (plans.length === 1 && first.kind === 'session' && first.op === 'set' && first.name) this.pendingSetting = { name: first.name, sql };
-    });
+    };
+    if (keyedRead && this.pipeline(shardId, keyedRead.table, msg.bytes, send)) return;
+    this.withLink(shardId, send);
   }
 
   /** A session-level SET to remember once it succeeded (replayed on other servers in transaction mode). */
@@ -934,18 +959,19 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
    * (a server shared with other clients' such reads) instead of a server of its own. Not inside
    * a transaction, during a cutover hold, or when no lane's server has this session's settings.
    */
-  private pipeline(shardId: number, query: Buffer): boolean {
+  private pipeline(shardId: number, table: string, query: Buffer, send: (link: Link) => void): boolean {
     if (this.links.size > 0 || this.held.length > 0 || this.clientFailed || this.ctx.holds.active) return false;
     const st = shapeLatency.get(this.unitShape!);
     if (!st || st.n < PIPELINE_AFTER_RUNS || st.ewmaUs > PIPELINE_FAST_US) return false;
     const lanes = this.ctx.pipeline?.(shardId);
     if (!lanes) return false;
     const now = performance.now();
-    if (!lanes.submit(this, query, now, this.fitsSettings)) return false;
+    if (!lanes.submit(this, query, table, now, this.fitsSettings)) return false;
     this.busy = true;
     this.unitStarted = now;
     this.unitWritten = 0;
     this.pipelinedShard = shardId;
+    this.pipelinedSend = send;
     this.ctx.counters.pipelined++;
     this.ctx.counters.perShard.set(shardId, (this.ctx.counters.perShard.get(shardId) ?? 0) + 1);
     return true;
@@ -969,16 +995,12 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
     if (!this.closed) this.pump();
   }
 
-  pipelineRetry(query: Buffer): void {
+  pipelineRetry(): void {
     const shardId = this.pipelinedShard;
+    const send = this.pipelinedSend!;
     this.pipelinedShard = -1;
-    if (this.closed) return;
-    this.withLink(shardId, (link) => {
-      this.prepareLink(link);
-      link.server.unnamedKey = null;
-      this.shapeSentAt = performance.now();
-      this.sendToLink(link, query, QUERY_FORWARD);
-    });
+    this.pipelinedSend = null;
+    if (!this.closed) this.withLink(shardId, send);
   }
 
   cancelPipelined(): boolean {
@@ -1979,7 +2001,19 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       }
       void plans;
       this.holdForFlush = !endsWithSync;
-      this.withLink(target.shards[0]!, (link) => this.sendBatch(link, planned, endsWithSync));
+      this.unitShape = null;
+      const keyedRead = bindParams.length === 1 && endsWithSync ? soleKeyedRead(bindParams[0]!.stmt.plans) : null;
+      if (keyedRead && isSelfContained(planned)) {
+        // Parse, Bind, Execute of the unnamed statement and portal in one batch: it needs nothing
+        // from its server, so it may share one (its shape is the cached plans array).
+        this.unitShape = bindParams[0]!.stmt.plans;
+      }
+      const send = (link: Link): void => {
+        this.shapeSentAt = performance.now();
+        this.sendBatch(link, planned, endsWithSync);
+      };
+      if (this.unitShape !== null && this.pipeline(target.shards[0]!, keyedRead!.table, Buffer.concat(batch.map((m) => m.bytes)), send)) return;
+      this.withLink(target.shards[0]!, send);
     } catch (err) {
       bindParams = [];
       this.batchError(err, endsWithSync);

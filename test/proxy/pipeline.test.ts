@@ -51,6 +51,41 @@ test('16 clients reading by key in simple queries share servers: every answer is
   await Promise.all(clients.map((c) => c.end()));
 });
 
+test('extended protocol: a self-contained unnamed Parse/Bind/Execute is pipelined; named statements keep their own server', async () => {
+  const clients = await Promise.all(Array.from({ length: 12 }, () => cluster.client()));
+  const before = await pipelined();
+  await Promise.all(clients.map(async (c, ci) => {
+    for (let r = 0; r < 40; r++) {
+      const id = ((ci * 37 + r * 11) % 400) + 1;
+      // node-postgres: Parse (unnamed), Bind, Describe portal, Execute, Sync.
+      const res = await c.query('SELECT id, v FROM kv WHERE id = $1', [id]);
+      assert.equal(Number(res.rows[0].id), id);
+      assert.equal(res.rows[0].v, `v${id}`);
+    }
+  }));
+  const sent = (await pipelined()) - before;
+  assert.ok(sent > 0, `extended reads went through lanes (${sent} of ${12 * 40})`);
+  // Interleaved with simple queries of the same clients.
+  await Promise.all(clients.map(async (c, ci) => {
+    for (let r = 0; r < 20; r++) {
+      const id = ((ci * 29 + r * 3) % 400) + 1;
+      assert.equal((await c.query('SELECT v FROM kv WHERE id = $1', [id])).rows[0].v, `v${id}`);
+      assert.equal((await c.query(`SELECT v FROM kv WHERE id = ${id + 0}`)).rows[0].v, `v${id}`);
+    }
+  }));
+  // A named prepared statement lives on its server: never sent to a lane, always answered.
+  const named = await pipelined();
+  await Promise.all(clients.map(async (c, ci) => {
+    for (let r = 0; r < 10; r++) {
+      const id = ((ci * 13 + r) % 400) + 1;
+      const res = await c.query({ name: 'by_id', text: 'SELECT v FROM kv WHERE id = $1 AND v <> $2', values: [id, 'x'] });
+      assert.equal(res.rows[0].v, `v${id}`);
+    }
+  }));
+  assert.equal(await pipelined(), named, 'named statements were not pipelined');
+  await Promise.all(clients.map((c) => c.end()));
+});
+
 test('an error in a pipelined read answers only that statement; the clients behind it get their rows', async () => {
   const clients = await Promise.all(Array.from({ length: 12 }, () => cluster.client()));
   // The shape runs fast first (so it is pipelined), then some of its statements divide by zero.
@@ -177,6 +212,40 @@ test('cancel: a pipelined read stuck behind a lock is answered 57014 and stopped
   for (const s of servers.rows) assert.equal(s.tx, 'I', 'no server left in a transaction');
   await locker.end();
   await Promise.all(clients.map((c) => c.end()));
+});
+
+test('a DDL lock on one table never holds up pipelined reads of another', async () => {
+  const app = await cluster.client();
+  await app.query('CREATE TABLE kv_other (id bigint PRIMARY KEY, v text NOT NULL)');
+  await admin.query('SHARD TABLE kv_other BY (id)');
+  await app.query("INSERT INTO kv_other (id, v) SELECT g, 'o' || g FROM generate_series(1, 400) g");
+  const s0 = await cluster.shard(0);
+  const ids = (await s0.query('SELECT id FROM kv ORDER BY id LIMIT 6')).rows.map((r) => Number(r.id));
+  const clients = await Promise.all(Array.from({ length: 12 }, () => cluster.client()));
+  for (let i = 0; i < 5; i++) {
+    await clients[0]!.query(`SELECT v FROM kv WHERE id = ${ids[0]}`);
+    await clients[0]!.query(`SELECT v FROM kv_other WHERE id = ${ids[0]}`);
+  }
+  const locker = await cluster.shard(0);
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE kv IN ACCESS EXCLUSIVE MODE');
+  const before = await pipelined();
+  // Interleaved in one burst: were lanes shared across tables, kv_other reads would queue behind kv's.
+  const kvReads: Promise<string>[] = [];
+  const otherReads: Promise<string>[] = [];
+  clients.forEach((c, i) => {
+    const id = ids[Math.floor(i / 2)]!;
+    if (i % 2 === 0) kvReads.push(c.query(`SELECT v FROM kv WHERE id = ${id}`).then((r) => r.rows[0].v as string));
+    else otherReads.push(c.query(`SELECT v FROM kv_other WHERE id = ${id}`).then((r) => r.rows[0].v as string));
+  });
+  const others = await Promise.race([Promise.all(otherReads), new Promise<'stalled'>((r) => setTimeout(() => r('stalled'), 3000))]);
+  assert.deepEqual(others, ids.map((id) => `o${id}`), 'kv_other is read while kv is locked');
+  assert.ok((await pipelined()) - before >= 2, 'reads went through lanes');
+  await locker.query('COMMIT');
+  assert.deepEqual(await Promise.all(kvReads), ids.map((id) => `v${id}`));
+  await locker.end();
+  await Promise.all(clients.map((c) => c.end()));
+  await app.end();
 });
 
 test('session pooling never pipelines', async () => {
