@@ -193,6 +193,8 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
   const clientsList = opts.clients ?? (process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(",").map(Number) : [1, 8, 32]);
   const seconds = opts.seconds ?? Number(process.env.BENCH_SECONDS ?? 5);
   const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
+  // BENCH_PROTOCOL=extended: pgbench -M extended (unnamed Parse/Bind/Execute per statement, as libpq's PQexecParams).
+  const protocol = process.env.BENCH_PROTOCOL === 'extended' ? 'extended' : 'simple';
   const poolSize = opts.poolSize ?? 16;
   const dir = mkdtempSync(join(tmpdir(), 'pgtide-bench-'));
   chmodSync(dir, 0o755);
@@ -268,7 +270,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       for (let r = 0; r < rounds; r++) {
         for (const t of targets) {
           const cpu0 = t.cpuSeconds?.();
-          const m = await runPgbench(t, clients, seconds);
+          const m = await runPgbench(t, clients, seconds, ['-M', protocol]);
           const v = perTarget.get(t.name)!;
           v.tps.push(m.tps);
           v.lat.push(m.latencyMs);
@@ -285,7 +287,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     say('');
     say('recording cost (1 - recording on / off, pgtide 1 shard): ' + clientsList.map((c) => `${c} clients ${((1 - byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-norecord', c)!.medianTps) * 100).toFixed(1)} %`).join(', '));
     say('pipelining gain (pgtide 1 shard, lanes on / off): ' + clientsList.map((c) => `${c} clients ${(byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-nopipelining', c)!.medianTps).toFixed(2)}×`).join(', '));
-    say(`pgbench -S -M simple, ${seconds}s × ${rounds} rounds per cell, median TPS (avg latency ms); ratios to direct / pgbouncer / bare pipe`);
+    say(`pgbench -S -M ${protocol}, ${seconds}s × ${rounds} rounds per cell, median TPS (avg latency ms); ratios to direct / pgbouncer / bare pipe`);
     say(`${'target'.padEnd(16)}${clientsList.map((c) => `${c} clients`.padStart(34)).join('')}`);
     for (const t of targets) {
       let line = t.name.padEnd(16);
@@ -318,7 +320,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
       if (cpu('pgtide-1shard') && cpu('bare-pipe')) summary[`pgtide_cpu_per_tx_vs_bare_pipe_${c}`] = cpu('pgtide-1shard')! / cpu('bare-pipe')!;
       if (cpu('pgtide-1shard') && cpu('pgbouncer')) summary[`pgtide_cpu_per_tx_vs_pgbouncer_${c}`] = cpu('pgtide-1shard')! / cpu('pgbouncer')!;
     }
-    return { command: 'npm run bench -- proxy', seconds, rounds, poolSize, scale: SCALE, results, summary };
+    return { command: 'npm run bench -- proxy', protocol, seconds, rounds, poolSize, scale: SCALE, results, summary };
   } finally {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
     await Promise.allSettled(servers.map((s) => s.stop()));

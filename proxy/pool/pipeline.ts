@@ -58,6 +58,12 @@ interface Lane {
   corked: boolean;
   /** A cancel signal was sent to this lane's server; `landed` once a 57014 showed where it hit. */
   signal: { target: Entry; landed: boolean } | null;
+  /**
+   * A statement changed a reported setting (ParameterStatus: set_config() in a SELECT): the
+   * server no longer holds the settings its lane was chosen for. It takes nothing new, and is
+   * discarded when its queue is done.
+   */
+  tainted: boolean;
 }
 
 export interface PipelineOptions {
@@ -92,7 +98,7 @@ export class ShardPipeline implements ServerSink {
   submit(unit: PipelinedUnit, query: Buffer, table: string, now: number, fits: (server: PooledServer) => boolean): boolean {
     let lane: Lane | null = null;
     for (const l of this.lanes) {
-      if (l.signal || (l.table !== table && l.queue.length > 0) || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
+      if (l.signal || l.tainted || (l.table !== table && l.queue.length > 0) || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
       // The fullest lane with room: batches grow, and fewer servers are woken.
       if (!lane || l.queue.length > lane.queue.length) lane = l;
     }
@@ -164,7 +170,7 @@ export class ShardPipeline implements ServerSink {
 
   /** A new, empty lane on `server` (its replies now come here). */
   private open(server: PooledServer, now: number): Lane {
-    const lane: Lane = { server, table: '', queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null };
+    const lane: Lane = { server, table: '', queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null, tainted: false };
     server.sink = this;
     this.lanes.push(lane);
     this.byServer.set(server, lane);
@@ -190,6 +196,7 @@ export class ShardPipeline implements ServerSink {
         return;
       }
       if (code === BackendCode.CommandComplete) lane.rows += tagRowCount(buf, at, end);
+      else if (code === BackendCode.ParameterStatus) lane.tainted = true;
       if (code === BackendCode.ErrorResponse && lane.signal && errorSqlstate(buf, at, end) === QUERY_CANCELED) {
         // Where the signal landed: on its target, or on a statement behind it (run again).
         lane.signal.landed = true;
@@ -225,7 +232,7 @@ export class ShardPipeline implements ServerSink {
     if (at > from) deliver(lane.queue[0], buf.subarray(from, at));
     if (at < buf.length) lane.partial = Buffer.from(buf.subarray(at));
     // A signal that never showed where it landed may still be on its way: that server is not reused.
-    if (lane.queue.length === 0 && lane.partial === null) this.retire(lane, lane.signal !== null && !lane.signal.landed);
+    if (lane.queue.length === 0 && lane.partial === null) this.retire(lane, lane.tainted || (lane.signal !== null && !lane.signal.landed));
   }
 
   onServerClosed(server: PooledServer): void {

@@ -78,6 +78,20 @@ test('a lane carries reads of one table: another table\'s read never queues behi
   assert.ok(h.lanes.submit(b, q('B'), 'u', 1, () => true), 'an empty lane takes any table');
 });
 
+test('a statement that changes a reported setting (set_config in a SELECT) takes its lane out of service: discarded when done', () => {
+  const h = harness();
+  const a = new Unit(), b = new Unit(), c = new Unit();
+  h.lanes.submit(a, q('A'), 't', 0, () => true);
+  h.lanes.submit(b, q('B'), 't', 0, () => true);
+  h.lanes.onServerData(h.server, Buffer.concat([bw.parameterStatus('TimeZone', 'Asia/Tokyo'), reply('a')]));
+  assert.ok(a.text().includes('TimeZone'), 'its client hears the change');
+  assert.equal(h.lanes.submit(c, q('C'), 't', 1, () => true), false, 'the lane takes nothing new');
+  h.lanes.onServerData(h.server, reply('b'));
+  assert.equal(b.done, 1);
+  assert.deepEqual(h.discarded, [h.server], 'the server is not pooled with a setting nobody tracks');
+  assert.deepEqual(h.released, []);
+});
+
 test('a young cancelled statement is not signalled: its reply is dropped, the next one is untouched', () => {
   const h = harness();
   const a = new Unit(), b = new Unit();
