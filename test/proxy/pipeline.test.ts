@@ -4,9 +4,9 @@
 // pooling keep a server of their own; a lane whose server dies fails only its queued statements.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pgModule from 'pg';
 import type pg from 'pg';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { cancelQuery } from '../helpers/cancel.js';
 
 let cluster: TestCluster;
 let admin: pg.Client;
@@ -166,19 +166,6 @@ test('a lane whose server is terminated fails its queued reads with 08006; the c
   await Promise.all(clients.map((c) => c.end().catch(() => {})));
 });
 
-/** Send a CancelRequest for `c` the way node-postgres does: a new connection carrying c's key. */
-async function cancel(c: pg.Client): Promise<void> {
-  const conn = new (pgModule as unknown as { Connection: new () => { connect(port: number, host: string): void; on(e: string, f: () => void): void; cancel(pid: number, key: number): void } }).Connection();
-  const key = c as unknown as { processID: number; secretKey: number };
-  await new Promise<void>((resolve) => {
-    conn.on('connect', () => {
-      conn.cancel(key.processID, key.secretKey);
-      resolve();
-    });
-    conn.connect(cluster.proxy.port, '127.0.0.1');
-  });
-}
-
 test('cancel: a pipelined read stuck behind a lock is answered 57014 and stopped on its server; the others get their rows', async () => {
   const s0 = await cluster.shard(0);
   const ids = (await s0.query('SELECT id FROM kv ORDER BY id LIMIT 4')).rows.map((r) => Number(r.id));
@@ -199,7 +186,7 @@ test('cancel: a pipelined read stuck behind a lock is answered 57014 and stopped
   // Stuck, not merely slow (the server is signalled only for a statement past stuckMs).
   await new Promise((r) => setTimeout(r, 100));
   const started = Date.now();
-  await cancel(clients[0]!);
+  await cancelQuery(clients[0]!, cluster.proxy.port);
   assert.equal(await reads[0], 'error 57014', 'the cancelled read is answered 57014');
   assert.ok(Date.now() - started < 5000, 'at once, not when the lock goes');
   // The stuck statement was stopped on the server (the signal reached it), not merely forgotten.
