@@ -35,8 +35,17 @@ export interface PipelinedUnit {
 
 const QUERY_CANCELED = '57014';
 
+/**
+ * What to write for one statement on a given lane server: a named prepared statement needs its
+ * Parse (and maybe a Close of the statement it evicts) first on a server that lacks it. `swallow`
+ * counts those injected messages, whose ParseComplete/CloseComplete the client must not see.
+ */
+export type UnitBytes = (server: PooledServer) => { bytes: Buffer; swallow: number };
+
 interface Entry {
   unit: PipelinedUnit;
+  /** Leading ParseComplete/CloseComplete replies to injected messages, still to drop. */
+  swallow: number;
   /** Cancelled: its client was answered, the rest of its reply is dropped. */
   detached: boolean;
   /** Reply messages held back while a cancel signal may hit this statement. */
@@ -64,6 +73,8 @@ interface Lane {
    * discarded when its queue is done.
    */
   tainted: boolean;
+  /** Sum of the entries' `swallow` (0 almost always: the per-message check is skipped). */
+  swallowing: number;
 }
 
 export interface PipelineOptions {
@@ -95,7 +106,7 @@ export class ShardPipeline implements ServerSink {
    * pool's idle connections if none has room. false: no lane can take it now (the caller links a
    * server as usual).
    */
-  submit(unit: PipelinedUnit, query: Buffer, table: string, now: number, fits: (server: PooledServer) => boolean): boolean {
+  submit(unit: PipelinedUnit, build: UnitBytes, table: string, now: number, fits: (server: PooledServer) => boolean): boolean {
     let lane: Lane | null = null;
     for (const l of this.lanes) {
       if (l.signal || l.tainted || (l.table !== table && l.queue.length > 0) || l.queue.length >= this.opts.maxDepth || (l.queue.length > 0 && now - l.headSince > this.opts.stuckMs) || !fits(l.server)) continue;
@@ -113,17 +124,19 @@ export class ShardPipeline implements ServerSink {
     }
     lane.table = table;
     if (lane.queue.length === 0) lane.headSince = now;
-    lane.queue.push({ unit, detached: false, held: null, hit: false });
     const server = lane.server;
+    const { bytes, swallow } = build(server);
+    lane.queue.push({ unit, swallow, detached: false, held: null, hit: false });
+    lane.swallowing += swallow;
     server.queries++;
-    server.unnamedKey = null; // a simple Query drops the unnamed statement
+    server.unnamedKey = null; // a simple Query drops the unnamed statement; an extended unit may replace it
     if (!lane.corked) {
       // Every Query of this event-loop turn leaves in one write.
       lane.corked = true;
       server.socket.cork();
       process.nextTick(uncork, lane);
     }
-    server.write(query);
+    server.write(bytes);
     return true;
   }
 
@@ -170,7 +183,7 @@ export class ShardPipeline implements ServerSink {
 
   /** A new, empty lane on `server` (its replies now come here). */
   private open(server: PooledServer, now: number): Lane {
-    const lane: Lane = { server, table: '', queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null, tainted: false };
+    const lane: Lane = { server, table: '', queue: [], headSince: now, partial: null, rows: 0, corked: false, signal: null, tainted: false, swallowing: 0 };
     server.sink = this;
     this.lanes.push(lane);
     this.byServer.set(server, lane);
@@ -188,6 +201,22 @@ export class ShardPipeline implements ServerSink {
       const end = at + 1 + buf.readInt32BE(at + 1);
       if (end > buf.length) break;
       const code = buf[at]!;
+      if (lane.swallowing > 0 && lane.queue[0] !== undefined && lane.queue[0].swallow > 0) {
+        const head = lane.queue[0];
+        head.swallow--;
+        lane.swallowing--;
+        if (code === BackendCode.ParseComplete || code === BackendCode.CloseComplete) {
+          if (at > from) deliver(head, buf.subarray(from, at));
+          from = end;
+          at = end;
+          continue;
+        }
+        // The injected Parse failed: its error is the statement's, but the server's list of
+        // prepared statements is no longer what the pool believes. Not reused.
+        lane.swallowing -= head.swallow;
+        head.swallow = 0;
+        lane.tainted = true;
+      }
       if (code === BackendCode.ErrorResponse && isFatalError(buf, at, end)) {
         // The server is going away (terminated, shut down): its FATAL would tell the head client's
         // driver that its own connection died. Every queued statement gets a plain 08006 instead.

@@ -16,7 +16,7 @@ import { firstKeyText, keyedPartition, resolveRowShards, type BoundParams, type 
 import type { HashParts } from '../../config/hash.js';
 import type { ProxyContext, SessionHandle } from '../context.js';
 import type { PooledServer, ServerSink } from '../pool/pooled-server.js';
-import type { PipelinedUnit } from '../pool/pipeline.js';
+import type { PipelinedUnit, UnitBytes } from '../pool/pipeline.js';
 import {
   BackendCode, BackendScanner, commandCompleteTag, isFatalError, readyForQueryStatus, parseErrorFields, tagRowCount,
 } from '../protocol/backend-scanner.js';
@@ -153,18 +153,37 @@ function soleKeyedRead(plans: StatementPlan[]): { table: string } | null {
 }
 
 /**
- * An extended batch that runs the unnamed statement it parses itself: Parse, Bind, optional
- * Describe, Execute, Sync, all unnamed. Forwarded verbatim it leaves no state a later statement
- * of its client needs on that server connection (the next Parse replaces the unnamed statement).
+ * What an extended batch writes on a shared (lane) server, or null when it cannot share one. Two
+ * forms leave no state a later statement of its client needs on that connection:
+ * - Parse, Bind, [Describe], Execute, Sync of the unnamed statement and portal (node-postgres,
+ *   libpq's PQexecParams, pgbench -M extended), forwarded verbatim;
+ * - Bind of a named statement the client prepared before, [Describe portal], Execute, Sync
+ *   (pgbench -M prepared, pgjdbc and psycopg once they prepare): the server's copy of the
+ *   statement is parsed there first if missing, as on a linked server.
  */
-function isSelfContained(planned: PlannedMessage[]): boolean {
-  const codes = planned.map((p) => p.msg.code);
-  const n = codes.length;
-  if (n < 4 || n > 5 || codes[0] !== FrontendCode.Parse || codes[1] !== FrontendCode.Bind || codes[n - 2] !== FrontendCode.Execute || codes[n - 1] !== FrontendCode.Sync) return false;
-  if (n === 5 && codes[2] !== FrontendCode.Describe) return false;
-  if (planned[0]!.name !== '' || planned[1]!.name !== '' || planned[1]!.stmt !== planned[0]!.stmt) return false;
-  // Unnamed portal in Bind (after the 5-byte header: portal name, then statement name) and Execute.
-  return planned[1]!.msg.bytes[5] === 0 && planned[n - 2]!.msg.bytes[5] === 0 && (n === 4 || planned[2]!.msg.bytes[6] === 0);
+function pipelinableBatch(planned: PlannedMessage[]): UnitBytes | null {
+  const n = planned.length;
+  const code = (i: number) => planned[i]!.msg.code;
+  const bytes = (i: number) => planned[i]!.msg.bytes;
+  if (n < 3 || n > 5 || code(n - 2) !== FrontendCode.Execute || code(n - 1) !== FrontendCode.Sync || bytes(n - 2)[5] !== 0) return null;
+  if (code(0) === FrontendCode.Parse) {
+    if (n < 4 || code(1) !== FrontendCode.Bind || planned[0]!.name !== '' || planned[1]!.name !== '' || bytes(1)[5] !== 0) return null;
+    if (n === 5 && (code(2) !== FrontendCode.Describe || bytes(2)[6] !== 0)) return null;
+    const all = Buffer.concat(planned.map((p) => p.msg.bytes));
+    return () => ({ bytes: all, swallow: 0 });
+  }
+  if (code(0) !== FrontendCode.Bind || planned[0]!.name === '' || bytes(0)[5] !== 0) return null;
+  // Only a portal Describe: a statement Describe would name the client's statement.
+  if (n === 4 && (code(1) !== FrontendCode.Describe || bytes(1)[5] !== 0x50 || bytes(1)[6] !== 0)) return null;
+  if (n === 5) return null;
+  const reg = planned[0]!.stmt!.reg;
+  const tail = Buffer.concat([rewriteBindStatement(bytes(0), reg.serverName), ...planned.slice(1).map((p) => p.msg.bytes)]);
+  return (server) => {
+    if (server.hasPrepared(reg.id)) return { bytes: tail, swallow: 0 };
+    const evicted = server.notePrepared(reg.id);
+    const parts = evicted !== null ? [buildClose('S', `pgtide_${evicted}`), reg.parseBytes, tail] : [reg.parseBytes, tail];
+    return { bytes: Buffer.concat(parts), swallow: parts.length - 1 };
+  };
 }
 
 /**
@@ -463,7 +482,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       this.sendToLink(link, msg.bytes, QUERY_FORWARD);
       if (plans.length === 1 && first.kind === 'session' && first.op === 'set' && first.name) this.pendingSetting = { name: first.name, sql };
     };
-    if (keyedRead && this.pipeline(shardId, keyedRead.table, msg.bytes, send)) return;
+    if (keyedRead && this.pipeline(shardId, keyedRead.table, () => ({ bytes: msg.bytes, swallow: 0 }), send)) return;
     this.withLink(shardId, send);
   }
 
@@ -959,14 +978,14 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
    * (a server shared with other clients' such reads) instead of a server of its own. Not inside
    * a transaction, during a cutover hold, or when no lane's server has this session's settings.
    */
-  private pipeline(shardId: number, table: string, query: Buffer, send: (link: Link) => void): boolean {
+  private pipeline(shardId: number, table: string, build: UnitBytes, send: (link: Link) => void): boolean {
     if (this.links.size > 0 || this.held.length > 0 || this.clientFailed || this.ctx.holds.active) return false;
     const st = shapeLatency.get(this.unitShape!);
     if (!st || st.n < PIPELINE_AFTER_RUNS || st.ewmaUs > PIPELINE_FAST_US) return false;
     const lanes = this.ctx.pipeline?.(shardId);
     if (!lanes) return false;
     const now = performance.now();
-    if (!lanes.submit(this, query, table, now, this.fitsSettings)) return false;
+    if (!lanes.submit(this, build, table, now, this.fitsSettings)) return false;
     this.busy = true;
     this.unitStarted = now;
     this.unitWritten = 0;
@@ -2001,18 +2020,15 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       }
       void plans;
       this.holdForFlush = !endsWithSync;
-      this.unitShape = null;
       const keyedRead = bindParams.length === 1 && endsWithSync ? soleKeyedRead(bindParams[0]!.stmt.plans) : null;
-      if (keyedRead && isSelfContained(planned)) {
-        // Parse, Bind, Execute of the unnamed statement and portal in one batch: it needs nothing
-        // from its server, so it may share one (its shape is the cached plans array).
-        this.unitShape = bindParams[0]!.stmt.plans;
-      }
+      const laneBytes = keyedRead ? pipelinableBatch(planned) : null;
+      // Its shape is the statement's cached plans array (the router's analysis is shared).
+      this.unitShape = keyedRead ? bindParams[0]!.stmt.plans : null;
       const send = (link: Link): void => {
         this.shapeSentAt = performance.now();
         this.sendBatch(link, planned, endsWithSync);
       };
-      if (this.unitShape !== null && this.pipeline(target.shards[0]!, keyedRead!.table, Buffer.concat(batch.map((m) => m.bytes)), send)) return;
+      if (laneBytes && this.pipeline(target.shards[0]!, keyedRead!.table, laneBytes, send)) return;
       this.withLink(target.shards[0]!, send);
     } catch (err) {
       bindParams = [];

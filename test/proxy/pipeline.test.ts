@@ -51,7 +51,7 @@ test('16 clients reading by key in simple queries share servers: every answer is
   await Promise.all(clients.map((c) => c.end()));
 });
 
-test('extended protocol: a self-contained unnamed Parse/Bind/Execute is pipelined; named statements keep their own server', async () => {
+test('extended protocol: unnamed Parse/Bind/Execute and Bind/Execute of named statements are pipelined, every answer the client\'s own', async () => {
   const clients = await Promise.all(Array.from({ length: 12 }, () => cluster.client()));
   const before = await pipelined();
   await Promise.all(clients.map(async (c, ci) => {
@@ -73,16 +73,24 @@ test('extended protocol: a self-contained unnamed Parse/Bind/Execute is pipeline
       assert.equal((await c.query(`SELECT v FROM kv WHERE id = ${id + 0}`)).rows[0].v, `v${id}`);
     }
   }));
-  // A named prepared statement lives on its server: never sent to a lane, always answered.
+  // Named prepared statements: the first execution (Parse + Bind) links a server; later ones
+  // (Bind only) share lanes, the statement parsed on each lane server that lacks it.
   const named = await pipelined();
   await Promise.all(clients.map(async (c, ci) => {
-    for (let r = 0; r < 10; r++) {
+    for (let r = 0; r < 30; r++) {
       const id = ((ci * 13 + r) % 400) + 1;
       const res = await c.query({ name: 'by_id', text: 'SELECT v FROM kv WHERE id = $1 AND v <> $2', values: [id, 'x'] });
       assert.equal(res.rows[0].v, `v${id}`);
+      if (r % 10 === 9) {
+        // A second named statement of the same client, and one of another shape, in between.
+        const other = await c.query({ name: 'other', text: 'SELECT id FROM kv WHERE id = $1', values: [id] });
+        assert.equal(Number(other.rows[0].id), id);
+      }
     }
   }));
-  assert.equal(await pipelined(), named, 'named statements were not pipelined');
+  assert.ok((await pipelined()) > named, 'named statements were pipelined once prepared');
+  const servers = await admin.query('SHOW SERVERS');
+  for (const s of servers.rows) assert.equal(s.tx, 'I', 'no server left in a transaction');
   await Promise.all(clients.map((c) => c.end()));
 });
 

@@ -51,16 +51,16 @@ const canceled = (when: 'user' | 'other') => Buffer.concat([
   bw.errorResponse({ severity: 'ERROR', code: '57014', message: when === 'user' ? 'canceling statement due to user request' : 'x' }),
   bw.readyForQuery('I'),
 ]);
-const q = (s: string) => Buffer.from(s);
+const bytes = (s: string) => () => ({ bytes: Buffer.from(s), swallow: 0 });
 
 test('replies split at ReadyForQuery reach their own statements, even cut mid-message', () => {
   const h = harness();
   const a = new Unit(), b = new Unit();
-  assert.ok(h.lanes.submit(a, q('A'), 't', 0, () => true));
-  assert.ok(h.lanes.submit(b, q('B'), 't', 0, () => true));
-  const bytes = Buffer.concat([reply('a'), reply('b')]);
+  assert.ok(h.lanes.submit(a, bytes('A'), 't', 0, () => true));
+  assert.ok(h.lanes.submit(b, bytes('B'), 't', 0, () => true));
+  const stream = Buffer.concat([reply('a'), reply('b')]);
   // Cut the stream inside the first DataRow and inside the second RowDescription.
-  for (const [from, to] of [[0, 30], [30, 70], [70, bytes.length]] as const) h.lanes.onServerData(h.server, bytes.subarray(from, to));
+  for (const [from, to] of [[0, 30], [30, 70], [70, stream.length]] as const) h.lanes.onServerData(h.server, stream.subarray(from, to));
   assert.equal(a.done, 1);
   assert.equal(b.done, 1);
   assert.ok(a.text().includes('\u0000\u0000\u0000\u0001a') && !a.text().includes('\u0001b'), 'a got only its row');
@@ -71,32 +71,56 @@ test('replies split at ReadyForQuery reach their own statements, even cut mid-me
 test('a lane carries reads of one table: another table\'s read never queues behind them', () => {
   const h = harness();
   const a = new Unit(), b = new Unit(), c = new Unit();
-  assert.ok(h.lanes.submit(a, q('A'), 't', 0, () => true));
-  assert.equal(h.lanes.submit(b, q('B'), 'u', 0, () => true), false, 'no lane for u (the pool has no other server): b links a server of its own');
-  assert.ok(h.lanes.submit(c, q('C'), 't', 0, () => true), 'the same table shares the lane');
+  assert.ok(h.lanes.submit(a, bytes('A'), 't', 0, () => true));
+  assert.equal(h.lanes.submit(b, bytes('B'), 'u', 0, () => true), false, 'no lane for u (the pool has no other server): b links a server of its own');
+  assert.ok(h.lanes.submit(c, bytes('C'), 't', 0, () => true), 'the same table shares the lane');
   h.lanes.onServerData(h.server, Buffer.concat([reply('a'), reply('c')]));
-  assert.ok(h.lanes.submit(b, q('B'), 'u', 1, () => true), 'an empty lane takes any table');
+  assert.ok(h.lanes.submit(b, bytes('B'), 'u', 1, () => true), 'an empty lane takes any table');
 });
 
 test('a statement that changes a reported setting (set_config in a SELECT) takes its lane out of service: discarded when done', () => {
   const h = harness();
   const a = new Unit(), b = new Unit(), c = new Unit();
-  h.lanes.submit(a, q('A'), 't', 0, () => true);
-  h.lanes.submit(b, q('B'), 't', 0, () => true);
+  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
+  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
   h.lanes.onServerData(h.server, Buffer.concat([bw.parameterStatus('TimeZone', 'Asia/Tokyo'), reply('a')]));
   assert.ok(a.text().includes('TimeZone'), 'its client hears the change');
-  assert.equal(h.lanes.submit(c, q('C'), 't', 1, () => true), false, 'the lane takes nothing new');
+  assert.equal(h.lanes.submit(c, bytes('C'), 't', 1, () => true), false, 'the lane takes nothing new');
   h.lanes.onServerData(h.server, reply('b'));
   assert.equal(b.done, 1);
   assert.deepEqual(h.discarded, [h.server], 'the server is not pooled with a setting nobody tracks');
   assert.deepEqual(h.released, []);
 });
 
+test('a named statement parsed on the lane server first: its ParseComplete (and an eviction\'s CloseComplete) never reach the client', () => {
+  const h = harness();
+  const a = new Unit(), b = new Unit();
+  const injected = () => ({ bytes: Buffer.from('CPBES'), swallow: 2 });
+  h.lanes.submit(a, injected, 't', 0, () => true);
+  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
+  const bindReply = (v: string) => Buffer.concat([bw.bindComplete(), bw.rowDescription([{ name: 'v', typeOid: 25 }]), bw.dataRow([v]), bw.commandComplete('SELECT 1'), bw.readyForQuery('I')]);
+  h.lanes.onServerData(h.server, Buffer.concat([bw.closeComplete(), bw.parseComplete(), bindReply('a'), bindReply('b')]));
+  assert.equal(a.got[0]![0], '2'.charCodeAt(0), 'a\'s reply starts at its BindComplete');
+  assert.ok(!a.text().startsWith('3') && !a.text().includes('1\u0000\u0000\u0000\u0004'), 'no CloseComplete or ParseComplete');
+  assert.equal(b.got[0]![0], '2'.charCodeAt(0), 'b\'s reply is untouched');
+  assert.deepEqual(h.released, [h.server]);
+});
+
+test('an injected Parse that fails: the error is the statement\'s, and the server is not reused', () => {
+  const h = harness();
+  const a = new Unit();
+  h.lanes.submit(a, () => ({ bytes: Buffer.from('PBES'), swallow: 1 }), 't', 0, () => true);
+  h.lanes.onServerData(h.server, Buffer.concat([bw.errorResponse({ severity: 'ERROR', code: '42P01', message: 'relation "kv" does not exist' }), bw.readyForQuery('I')]));
+  assert.equal(a.done, 1);
+  assert.ok(a.text().includes('42P01'), 'the client hears the error');
+  assert.deepEqual(h.discarded, [h.server], 'its prepared statements are not what the pool believes');
+});
+
 test('a young cancelled statement is not signalled: its reply is dropped, the next one is untouched', () => {
   const h = harness();
   const a = new Unit(), b = new Unit();
-  h.lanes.submit(a, q('A'), 't', 0, () => true);
-  h.lanes.submit(b, q('B'), 't', 0, () => true);
+  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
+  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
   assert.ok(h.lanes.cancel(a, 5), 'found in its lane');
   assert.equal(h.cancels(), 0, 'a head younger than stuckMs is left to finish');
   h.lanes.onServerData(h.server, Buffer.concat([reply('a'), reply('b')]));
@@ -109,13 +133,13 @@ test('a young cancelled statement is not signalled: its reply is dropped, the ne
 test('a signal that lands on the statement behind its target: that one runs again, nothing of it leaks', () => {
   const h = harness();
   const a = new Unit(), b = new Unit(), c = new Unit();
-  h.lanes.submit(a, q('A'), 't', 0, () => true);
-  h.lanes.submit(b, q('B'), 't', 0, () => true);
-  h.lanes.submit(c, q('C'), 't', 0, () => true);
+  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
+  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
+  h.lanes.submit(c, bytes('C'), 't', 0, () => true);
   assert.ok(h.lanes.cancel(a, 50));
   assert.equal(h.cancels(), 1, 'a stuck head is signalled on the server');
   const d = new Unit();
-  assert.ok(h.lanes.submit(d, q('D'), 't', 50, () => true) === false, 'a lane with a signal in flight takes nothing new (and the pool has no other server)');
+  assert.ok(h.lanes.submit(d, bytes('D'), 't', 50, () => true) === false, 'a lane with a signal in flight takes nothing new (and the pool has no other server)');
   // a finished just before the signal landed; it hit b instead; c ran normally.
   h.lanes.onServerData(h.server, Buffer.concat([reply('a'), canceled('user'), reply('c')]));
   assert.equal(a.got.length + a.done, 0);
@@ -130,8 +154,8 @@ test('a signal that lands on the statement behind its target: that one runs agai
 test('a signal that lands on its target is consumed there; one never seen to land discards the server', () => {
   const landed = harness();
   const a = new Unit(), b = new Unit();
-  landed.lanes.submit(a, q('A'), 't', 0, () => true);
-  landed.lanes.submit(b, q('B'), 't', 0, () => true);
+  landed.lanes.submit(a, bytes('A'), 't', 0, () => true);
+  landed.lanes.submit(b, bytes('B'), 't', 0, () => true);
   landed.lanes.cancel(a, 50);
   landed.lanes.onServerData(landed.server, Buffer.concat([canceled('user'), reply('b')]));
   assert.equal(b.done, 1);
@@ -140,8 +164,8 @@ test('a signal that lands on its target is consumed there; one never seen to lan
 
   const unseen = harness();
   const x = new Unit(), y = new Unit();
-  unseen.lanes.submit(x, q('X'), 't', 0, () => true);
-  unseen.lanes.submit(y, q('Y'), 't', 0, () => true);
+  unseen.lanes.submit(x, bytes('X'), 't', 0, () => true);
+  unseen.lanes.submit(y, bytes('Y'), 't', 0, () => true);
   unseen.lanes.cancel(x, 50);
   unseen.lanes.onServerData(unseen.server, Buffer.concat([reply('x'), reply('y')]));
   assert.equal(y.done, 1, 'y answered normally');
@@ -153,8 +177,8 @@ test('a signal that lands on its target is consumed there; one never seen to lan
 test('a FATAL fails every queued statement except a cancelled one, which was answered already', () => {
   const h = harness();
   const a = new Unit(), b = new Unit();
-  h.lanes.submit(a, q('A'), 't', 0, () => true);
-  h.lanes.submit(b, q('B'), 't', 0, () => true);
+  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
+  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
   h.lanes.cancel(b, 1);
   h.lanes.onServerData(h.server, bw.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' }));
   assert.equal(a.lost, 1);
