@@ -9,7 +9,7 @@ import type { Router } from './router/index.js';
 import type { StatementRegistry } from './session/statement-registry.js';
 import type { AccessRecorder } from './recorder.js';
 import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
-import type { RangeHolds } from './holds.js';
+import type { ActiveHold, RangeHolds } from './holds.js';
 import type { LatencyHistogram } from './http/latency-histogram.js';
 
 /** A session the cancel handler and SHOW CLIENTS can reach. */
@@ -24,8 +24,8 @@ export interface SessionHandle {
   state(): string;
   /** Close the connection with a FATAL 57P01 (shutdown). */
   terminate(): void;
-  /** An open transaction of this client touched [lo, hi) of the key space. */
-  touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean;
+  /** The cutover behind this hold waits for this client's open transaction (see ClientSession.inFlightFor). */
+  inFlightFor(hold: ActiveHold): boolean;
   /** Servers linked right now (to forward a cancel to). */
   linkedServers(): { shardId: number; host: string; port: number; pid: number; secret: Buffer }[];
   /** A cancel request for a statement waiting in a pipeline lane: answered here (true), nothing to forward. */

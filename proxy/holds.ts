@@ -16,14 +16,42 @@ export interface HoldRange {
  */
 export type HoldOwner = 'local' | 'remote';
 
+/**
+ * A hold in place. `seq` orders it against what transactions touched (RangeHolds.now when they
+ * noted it): a touch noted at n < seq came before the hold. `source` is the shard that owned the
+ * range when the hold was placed (the shard the mover fences), null when the routing did not say.
+ */
+export interface ActiveHold extends HoldRange {
+  owner: HoldOwner;
+  seq: number;
+  source: number | null;
+}
+
 export class RangeHolds {
-  private holds: (HoldRange & { owner: HoldOwner })[] = [];
+  private holds: ActiveHold[] = [];
   private waiters: (() => void)[] = [];
+  private clock = 0;
   /** Fast check for the hot path: false almost always. */
   active = false;
 
+  /** `sourceOf`: the shard owning the hash `lo` of the key space in the routing served now. */
+  constructor(private readonly sourceOf: (keyspaceId: number, lo: bigint) => number | null = () => null) {}
+
+  /** The sequence a touch noted now gets: holds placed from now on have a greater seq. */
+  get now(): number {
+    return this.clock;
+  }
+
   hold(r: HoldRange, owner: HoldOwner = 'local'): void {
-    if (!this.holds.some((h) => h.jobId === r.jobId && h.owner === owner)) this.holds.push({ jobId: r.jobId, keyspaceId: r.keyspaceId, lo: r.lo, hi: r.hi, owner });
+    if (!this.holds.some((h) => h.jobId === r.jobId && h.owner === owner)) {
+      let source: number | null = null;
+      try {
+        source = this.sourceOf(r.keyspaceId, r.lo);
+      } catch {
+        source = null;
+      }
+      this.holds.push({ jobId: r.jobId, keyspaceId: r.keyspaceId, lo: r.lo, hi: r.hi, owner, seq: ++this.clock, source });
+    }
     this.active = true;
   }
 
@@ -46,8 +74,13 @@ export class RangeHolds {
     return this.active && this.holds.some((r) => r.keyspaceId === keyspaceId);
   }
 
-  list(): readonly HoldRange[] {
+  list(): readonly ActiveHold[] {
     return this.holds;
+  }
+
+  /** The holds placed for a job (by this process's mover, another's, or both). */
+  forJob(jobId: number): ActiveHold[] {
+    return this.holds.filter((h) => h.jobId === jobId);
   }
 
   /** Call `fn` once at the next release (of any hold). */

@@ -23,7 +23,7 @@ import { AccessRecorder, type IntervalSnapshot } from './recorder.js';
 import type { ClusterMember } from './cluster/member.js';
 import { LatencyHistogram } from './http/latency-histogram.js';
 import type { TwoPhaseCoordinator } from './twophase/coordinator.js';
-import { RangeHolds, type HoldRange } from './holds.js';
+import { RangeHolds, type ActiveHold, type HoldRange } from './holds.js';
 
 /** Statements one pipeline lane may hold, and how long its head may run before the lane takes no more (ms). */
 const PIPELINE_MAX_DEPTH = 8;
@@ -84,7 +84,8 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
   /** Set by the composition root once the proxy registered in the catalog. */
   member: ClusterMember | null = null;
   twoPhase: TwoPhaseCoordinator | null = null;
-  readonly holds = new RangeHolds();
+  /** Cutover holds; each notes its source, the shard owning the range when it was placed. */
+  readonly holds = new RangeHolds((keyspaceId, lo) => this.index.partitionFor(keyspaceId, lo).shardId);
   readonly twoPhaseDefault: boolean;
   logins = 0;
   loginFailures = 0;
@@ -186,9 +187,23 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     this.holds.release(range);
   }
 
-  /** Is an open transaction of some client on this range (or its first statement in flight)? */
+  /**
+   * Is an open transaction of some client one the cutover of this range waits for (it touched the
+   * range, or the key space on the range's source shard before the hold; see inFlightFor)?
+   */
   rangeInFlight(range: HoldRange): boolean {
-    for (const s of this.sessions.values()) if (s.touchesRange(range.keyspaceId, range.lo, range.hi)) return true;
+    let holds: readonly ActiveHold[] = this.holds.forJob(range.jobId);
+    if (holds.length === 0) {
+      // Not held (yet): whatever touched the key space on its shard so far counts.
+      let source: number | null = null;
+      try {
+        source = this.index.partitionFor(range.keyspaceId, range.lo).shardId;
+      } catch {
+        source = null;
+      }
+      holds = [{ jobId: range.jobId, keyspaceId: range.keyspaceId, lo: range.lo, hi: range.hi, owner: 'local', seq: Number.POSITIVE_INFINITY, source }];
+    }
+    for (const s of this.sessions.values()) for (const h of holds) if (s.inFlightFor(h)) return true;
     return false;
   }
 

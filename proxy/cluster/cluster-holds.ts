@@ -5,8 +5,9 @@
 // hold: a row in pgtide.holds (job, range, a token naming this attempt, a deadline) and a NOTIFY on
 // `pgtide_holds` carrying the same, so other proxies place it without reading the catalog. Each
 // other proxy then holds new statements and new transactions on the range (as the leader does,
-// proxy/holds.ts + the session's heldBy/inHeldTransaction), waits until no transaction that
-// touched the range is open there, and acks: a row in pgtide.hold_acks with the token, and a NOTIFY
+// proxy/holds.ts + the session's heldBy/inFlightFor, with the hold's source shard as this proxy's
+// routing says), waits until no transaction the cutover must wait for is open there (it touched
+// the range, or wrote the key space on the source shard before the hold), and acks: a row in pgtide.hold_acks with the token, and a NOTIFY
 // on `pgtide_hold_acks`. The mover's waitInFlight step waits for the acks of every live proxy:
 //
 // * a proxy whose heartbeat is older than the dead bound is declared dead (state 'dead', excluded

@@ -15,6 +15,8 @@ import { PgtideError } from '../../config/errors.js';
 import { firstKeyText, keyedPartition, resolveRowShards, type BoundParams, type StatementPlan } from '../router/index.js';
 import type { HashParts } from '../../config/hash.js';
 import type { ProxyContext, SessionHandle } from '../context.js';
+import type { ActiveHold } from '../holds.js';
+import type { RoutingIndex } from '../../config/routing.js';
 import type { PooledServer, ServerSink } from '../pool/pooled-server.js';
 import type { PipelinedUnit, UnitBytes } from '../pool/pipeline.js';
 import {
@@ -241,8 +243,11 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   private sqlPrepared = false;
   /** A statement waiting for a cutover hold on its range to be released. */
   private deferred: FrontendMessage[] | null = null;
-  /** What the open transaction touched: (key space, hash) of keyed statements, or whole key spaces. */
-  private txTouched: { keyspaceId: number; hash: bigint | null }[] = [];
+  /**
+   * What the open transaction touched: (key space, hash, shard, write or not) of keyed statements,
+   * or whole key spaces (hash null); `seq` is RangeHolds.now when it was noted (before or during a hold).
+   */
+  private txTouched: { keyspaceId: number; hash: bigint | null; shard: number; write: boolean; seq: number }[] = [];
   /** The unit in flight, kept so a write that hit a moved range's fence can be retried on the new owner. */
   private retryUnit: FrontendMessage[] | null = null;
   /** The unit in flight hit the fence (SQLSTATE PT001) before anything reached the client. */
@@ -457,7 +462,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
     }
     if (plans.length === 1 && first.kind === 'session' && this.handleSessionLocally(first, sql)) return;
 
-    if (this.ctx.holds.active && this.heldBy(plans, literals, null) && !this.inHeldTransaction()) {
+    if (this.ctx.holds.active && this.heldBy(plans, literals, null)) {
       this.defer([msg]);
       return;
     }
@@ -630,23 +635,41 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
 
   // ---- cutover holds, in-flight tracking, fence retry ----
 
-  /** Does one of these plans touch a range the mover is cutting over right now? */
+  /**
+   * Must these plans wait for a cutover hold? For each hold (key space K, range, source shard S)
+   * that this session's transaction is not exempt from (inFlightFor: the cutover waits for it):
+   * - any statement on the held range, or on K where the proxy cannot tell the hash (fan-outs,
+   *   inserts of rows, COPY, keyed statements on several partitions);
+   * - inside a transaction (open, BEGIN held, or opened by this very query), also a keyed write
+   *   on another range of K that lives on S. It would take a lock on K's table on S that the
+   *   transaction keeps while a later statement of it waits for the hold, and the fence's LOCK
+   *   TABLE (SHARE ROW EXCLUSIVE) on S waits for that lock: the cutover ran out of lock_timeout
+   *   (pgbench TPC-B: the account on S's other partition, then the branch on the held range).
+   *   Reads there run (their ACCESS SHARE / ROW SHARE locks do not conflict with the fence's), and
+   *   so do autocommit writes: their locks end with them, the fence's LOCK just queues behind.
+   */
   private heldBy(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null): boolean {
     const index = this.ctx.routing();
+    const inTx = this.txStatus() !== 'I' || this.held.length > 0 || plans.some((p) => p.kind === 'transaction' && p.op === 'begin');
+    for (const h of this.ctx.holds.list()) {
+      if (this.caughtBy(h, plans, literals, bound, inTx, index) && !this.inFlightFor(h)) return true;
+    }
+    return false;
+  }
+
+  private caughtBy(h: ActiveHold, plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null, inTx: boolean, index: RoutingIndex): boolean {
     for (const plan of plans) {
       if (plan.kind === 'keyed') {
-        const info = index.table(plan.table);
-        if (info?.keyspaceId === undefined) continue;
+        if (index.table(plan.table)?.keyspaceId !== h.keyspaceId) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
-        if (p ? this.ctx.holds.holdsHash(info.keyspaceId, this.hashSlot) : this.ctx.holds.holdsKeyspace(info.keyspaceId)) return true;
+        if (!p) return true;
+        const hash = (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0);
+        if (hash >= h.lo && hash < h.hi) return true;
+        if (inTx && plan.write && (h.source === null || p.shardId === h.source)) return true;
       } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'copy') {
-        const ks = index.table(plan.table)?.keyspaceId;
-        if (ks !== undefined && this.ctx.holds.holdsKeyspace(ks)) return true;
+        if (index.table(plan.table)?.keyspaceId === h.keyspaceId) return true;
       } else if (plan.kind === 'scatter-read' || plan.kind === 'broadcast') {
-        for (const t of plan.tables) {
-          const ks = index.table(t)?.keyspaceId;
-          if (ks !== undefined && this.ctx.holds.holdsKeyspace(ks)) return true;
-        }
+        for (const t of plan.tables) if (index.table(t)?.keyspaceId === h.keyspaceId) return true;
       }
     }
     return false;
@@ -693,35 +716,39 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
         const info = index.table(plan.table);
         if (info?.keyspaceId === undefined) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
-        this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0) : null });
+        this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0) : null, shard: p ? p.shardId : -1, write: plan.write, seq: this.ctx.holds.now });
       } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'scatter-read' || plan.kind === 'broadcast' || plan.kind === 'copy') {
         const tables = 'tables' in plan ? plan.tables : [plan.table];
         for (const t of tables) {
           const ks = index.table(t)?.keyspaceId;
-          if (ks !== undefined) this.txTouched.push({ keyspaceId: ks, hash: null });
+          if (ks !== undefined) this.txTouched.push({ keyspaceId: ks, hash: null, shard: -1, write: true, seq: this.ctx.holds.now });
         }
       }
     }
   }
 
   /**
-   * The open transaction already touched a held range: the cutover waits for it to end
-   * (waitInFlight), so its next statements run instead of waiting for the hold (a deadlock until the
-   * cutover's budget ran out). The source is not fenced while such a transaction is open.
+   * SessionHandle: the cutover behind hold `h` waits for this client's open transaction (and does
+   * not hold its statements, or it would wait for itself until its budget ran out), because it
+   * - touched the held range, or key space K where the hash was unknown (any time: during the hold
+   *   only an exempt transaction gets there), or
+   * - wrote K on the hold's source shard before the hold was placed: it holds a lock on K's table
+   *   there, which the fence's LOCK TABLE would wait for. (A transaction that did not is held at
+   *   its first write to K there, see heldBy, so it never takes such a lock during the hold, and
+   *   this answer never turns from false to true while the hold lasts.)
    */
-  private inHeldTransaction(): boolean {
-    for (const h of this.ctx.holds.list()) if (this.touchesRange(h.keyspaceId, h.lo, h.hi)) return true;
-    return false;
-  }
-
-  /** SessionHandle: an open transaction of this client touched [lo, hi) of the key space. */
-  touchesRange(keyspaceId: number, lo: bigint, hi: bigint): boolean {
+  inFlightFor(h: ActiveHold): boolean {
     // A transaction's first statement in flight counts too: its held BEGIN went out with it, and the
     // server says 'T' only when that BEGIN is answered (missed, a transaction that then read the
     // range on the fenced source wrote there next: PT001 at the client). A parked unit does not.
     const inFlight = this.busy && this.deferred === null;
     if (this.txStatus() === 'I' && this.held.length === 0 && !inFlight) return false;
-    return this.txTouched.some((t) => t.keyspaceId === keyspaceId && (t.hash === null || (t.hash >= lo && t.hash < hi)));
+    for (const t of this.txTouched) {
+      if (t.keyspaceId !== h.keyspaceId) continue;
+      if (t.hash === null || (t.hash >= h.lo && t.hash < h.hi)) return true;
+      if (t.write && t.seq < h.seq && (h.source === null || t.shard === h.source)) return true;
+    }
+    return false;
   }
 
   /**
@@ -740,6 +767,8 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
         this.ctx.pool(shardId).discard(link.server);
         this.held = this.txPrefix;
         this.txPrefix = [];
+        // What it touched is noted again when it reruns (then, maybe, while a hold is up).
+        this.txTouched.length = 0;
       }
     }
     this.releaseIdleLinks();
@@ -1959,7 +1988,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       // the switch it may belong to another shard, where its transaction may already live.
       if (this.ctx.holds.active && bindParams.length === 1) {
         const bp = bindParams[0]!;
-        if (this.heldBy(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }) && !this.inHeldTransaction()) {
+        if (this.heldBy(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes })) {
           this.defer(batch);
           return;
         }

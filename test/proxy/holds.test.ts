@@ -38,3 +38,26 @@ test('ending a remote hold (its deadline) leaves the local hold of the same job 
   assert.equal(h.active, false);
   assert.equal(h.list().length, 0);
 });
+
+test('each hold gets a sequence after every touch noted so far, and the source shard the routing gave when it was placed', () => {
+  let owner: number | null = 3;
+  const h = new RangeHolds(() => {
+    if (owner === null) throw new Error('key space 1 has no partitions');
+    return owner;
+  });
+  const before = h.now;
+  h.hold(range);
+  const [held] = h.forJob(range.jobId);
+  assert.ok(held!.seq > before, 'a touch noted before the hold is older than it');
+  assert.ok(h.now >= held!.seq, 'a touch noted from now on is not');
+  assert.equal(held!.source, 3);
+  owner = 4; // the routing switched while holding: the hold keeps the shard it fences
+  h.hold(range);
+  assert.equal(h.forJob(range.jobId).length, 1, 'the same hold again changes nothing');
+  assert.equal(h.forJob(range.jobId)[0]!.source, 3);
+  owner = null;
+  h.hold(range, 'remote');
+  const remote = h.forJob(range.jobId).find((x) => x.owner === 'remote')!;
+  assert.equal(remote.source, null, 'unknown source: every shard counts as the source');
+  assert.ok(remote.seq > held!.seq);
+});
