@@ -286,6 +286,8 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     const byKey = (target: string, clients: number) => results.find((r) => r.target === target && r.clients === clients);
     say('');
     say('recording cost (1 - recording on / off, pgtide 1 shard): ' + clientsList.map((c) => `${c} clients ${((1 - byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-norecord', c)!.medianTps) * 100).toFixed(1)} %`).join(', '));
+    const q = one.server.counters;
+    say(`pgtide 1 shard: ${q.queries} statements, ${(100 * q.pipelined / Math.max(1, q.queries)).toFixed(1)} % of them pipelined`);
     say('pipelining gain (pgtide 1 shard, lanes on / off): ' + clientsList.map((c) => `${c} clients ${(byKey('pgtide-1shard', c)!.medianTps / byKey('pgtide-nopipelining', c)!.medianTps).toFixed(2)}×`).join(', '));
     say(`pgbench -S -M ${protocol}, ${seconds}s × ${rounds} rounds per cell, median TPS (avg latency ms); ratios to direct / pgbouncer / bare pipe`);
     say(`${'target'.padEnd(16)}${clientsList.map((c) => `${c} clients`.padStart(34)).join('')}`);
