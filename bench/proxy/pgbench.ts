@@ -193,8 +193,9 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
   const clientsList = opts.clients ?? (process.env.BENCH_CLIENTS ? process.env.BENCH_CLIENTS.split(",").map(Number) : [1, 8, 32]);
   const seconds = opts.seconds ?? Number(process.env.BENCH_SECONDS ?? 5);
   const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
-  // BENCH_PROTOCOL=extended: pgbench -M extended (unnamed Parse/Bind/Execute per statement, as libpq's PQexecParams).
-  const protocol = process.env.BENCH_PROTOCOL === 'extended' ? 'extended' : 'simple';
+  // BENCH_PROTOCOL=extended: pgbench -M extended (unnamed Parse/Bind/Execute per statement, as libpq's
+  // PQexecParams); prepared: -M prepared (Bind/Execute of named statements, as pgjdbc once it prepares).
+  const protocol = process.env.BENCH_PROTOCOL === 'extended' || process.env.BENCH_PROTOCOL === 'prepared' ? process.env.BENCH_PROTOCOL : 'simple';
   const poolSize = opts.poolSize ?? 16;
   const dir = mkdtempSync(join(tmpdir(), 'pgtide-bench-'));
   chmodSync(dir, 0o755);

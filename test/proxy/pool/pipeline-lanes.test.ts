@@ -45,6 +45,14 @@ function harness() {
   return { lanes, server, written, released, discarded, cancels: () => cancels };
 }
 
+/** Two statements queued on the harness's lane, in this order. */
+function twoQueued(h: ReturnType<typeof harness>): [Unit, Unit] {
+  const a = new Unit(), b = new Unit();
+  assert.ok(h.lanes.submit(a, bytes('A'), 't', 0, () => true));
+  assert.ok(h.lanes.submit(b, bytes('B'), 't', 0, () => true));
+  return [a, b];
+}
+
 const reply = (v: string) => Buffer.concat([bw.rowDescription([{ name: 'v', typeOid: 25 }]), bw.dataRow([v]), bw.commandComplete('SELECT 1'), bw.readyForQuery('I')]);
 const canceled = (when: 'user' | 'other') => Buffer.concat([
   bw.rowDescription([{ name: 'v', typeOid: 25 }]),
@@ -118,9 +126,7 @@ test('an injected Parse that fails: the error is the statement\'s, and the serve
 
 test('a young cancelled statement is not signalled: its reply is dropped, the next one is untouched', () => {
   const h = harness();
-  const a = new Unit(), b = new Unit();
-  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
-  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
+  const [a, b] = twoQueued(h);
   assert.ok(h.lanes.cancel(a, 5), 'found in its lane');
   assert.equal(h.cancels(), 0, 'a head younger than stuckMs is left to finish');
   h.lanes.onServerData(h.server, Buffer.concat([reply('a'), reply('b')]));
@@ -153,9 +159,7 @@ test('a signal that lands on the statement behind its target: that one runs agai
 
 test('a signal that lands on its target is consumed there; one never seen to land discards the server', () => {
   const landed = harness();
-  const a = new Unit(), b = new Unit();
-  landed.lanes.submit(a, bytes('A'), 't', 0, () => true);
-  landed.lanes.submit(b, bytes('B'), 't', 0, () => true);
+  const [a, b] = twoQueued(landed);
   landed.lanes.cancel(a, 50);
   landed.lanes.onServerData(landed.server, Buffer.concat([canceled('user'), reply('b')]));
   assert.equal(b.done, 1);
@@ -163,9 +167,7 @@ test('a signal that lands on its target is consumed there; one never seen to lan
   assert.deepEqual(landed.released, [landed.server]);
 
   const unseen = harness();
-  const x = new Unit(), y = new Unit();
-  unseen.lanes.submit(x, bytes('X'), 't', 0, () => true);
-  unseen.lanes.submit(y, bytes('Y'), 't', 0, () => true);
+  const [x, y] = twoQueued(unseen);
   unseen.lanes.cancel(x, 50);
   unseen.lanes.onServerData(unseen.server, Buffer.concat([reply('x'), reply('y')]));
   assert.equal(y.done, 1, 'y answered normally');
@@ -176,9 +178,7 @@ test('a signal that lands on its target is consumed there; one never seen to lan
 
 test('a FATAL fails every queued statement except a cancelled one, which was answered already', () => {
   const h = harness();
-  const a = new Unit(), b = new Unit();
-  h.lanes.submit(a, bytes('A'), 't', 0, () => true);
-  h.lanes.submit(b, bytes('B'), 't', 0, () => true);
+  const [a, b] = twoQueued(h);
   h.lanes.cancel(b, 1);
   h.lanes.onServerData(h.server, bw.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command' }));
   assert.equal(a.lost, 1);
