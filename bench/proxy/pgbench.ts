@@ -217,11 +217,14 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<object> {
     const log = pino({ level: 'warn' }, pino.destination(2));
     const targets: Target[] = [{ name: 'direct', port: a.port, user: 'postgres', password, database: 'bench' }];
 
-    const bouncer = await startPgBouncer(join(dir, 'pgbouncer'), a.port, password, poolSize);
+    // Named statements break in PgBouncer's transaction mode before 1.21 (max_prepared_statements);
+    // Debian here ships 1.18: "prepared statement P_0 already exists".
+    const bouncer = protocol === 'prepared' ? null : await startPgBouncer(join(dir, 'pgbouncer'), a.port, password, poolSize);
+    if (protocol === 'prepared') say('pgbench -M prepared: PgBouncer left out (transaction mode cannot keep named statements before 1.21)');
     if (bouncer) {
       cleanups.push(() => void bouncer.proc.kill('SIGTERM'));
       targets.push({ name: 'pgbouncer', port: bouncer.port, user: 'postgres', password, database: 'bench', ...(bouncer.proc.pid !== undefined && process.platform === 'linux' ? { cpuSeconds: procCpuSeconds(bouncer.proc.pid) } : {}) });
-    } else {
+    } else if (protocol !== 'prepared') {
       say('pgbouncer not installed (apt-get install pgbouncer): measuring without it');
     }
     const pipe = await startBarePipe(a.port);
