@@ -648,9 +648,9 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
    *   Reads there run (their ACCESS SHARE / ROW SHARE locks do not conflict with the fence's), and
    *   so do autocommit writes: their locks end with them, the fence's LOCK just queues behind.
    */
-  private heldBy(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null): boolean {
+  private heldBy(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null, batchBegins = false): boolean {
     const index = this.ctx.routing();
-    const inTx = this.txStatus() !== 'I' || this.held.length > 0 || plans.some((p) => p.kind === 'transaction' && p.op === 'begin');
+    const inTx = batchBegins || this.txStatus() !== 'I' || this.held.length > 0 || plans.some((p) => p.kind === 'transaction' && p.op === 'begin');
     for (const h of this.ctx.holds.list()) {
       if (this.caughtBy(h, plans, literals, bound, inTx, index) && !this.inFlightFor(h)) return true;
     }
@@ -710,6 +710,16 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       // An autocommit statement is in flight only while busy; transactions are what we track.
       if (!plans.some((p) => p.kind === 'transaction' && p.op === 'begin')) return;
     }
+    this.recordTouches(plans, literals, bound);
+  }
+
+  /** The same for the statements of one extended batch (its implicit transaction counts too). */
+  private noteTouchedBatch(statements: { plans: StatementPlan[]; literals: readonly string[]; bound: BoundParams }[]): void {
+    if (this.txStatus() === 'I' && this.held.length === 0) this.txTouched.length = 0;
+    for (const st of statements) this.recordTouches(st.plans, st.literals, st.bound);
+  }
+
+  private recordTouches(plans: StatementPlan[], literals: readonly string[], bound: BoundParams | null): void {
     const index = this.ctx.routing();
     for (const plan of plans) {
       if (plan.kind === 'keyed') {
@@ -1986,11 +1996,17 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
       }
       // A statement on a range held by a cutover waits before it is routed (as in handle()): after
       // the switch it may belong to another shard, where its transaction may already live.
-      if (this.ctx.holds.active && bindParams.length === 1) {
-        const bp = bindParams[0]!;
-        if (this.heldBy(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes })) {
-          this.defer(batch);
-          return;
+      // Every Bind of the batch counts (pgjdbc's executeBatch sends many before one Sync, its BEGIN
+      // among them); one caught parks the whole batch, before any of it ran.
+      if (this.ctx.holds.active && bindParams.length > 0) {
+        const begins = bindParams.some((bp) => bp.stmt.plans.some((p) => p.kind === 'transaction' && p.op === 'begin'));
+        for (const bp of bindParams) {
+          if (this.heldBy(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, begins)) {
+            // Run again after the release, it registers its statements again: forget them now.
+            for (const p of planned) if (p.msg.code === FrontendCode.Parse && p.name !== '') this.statements.delete(p.name!);
+            this.defer(batch);
+            return;
+          }
         }
       }
       // Route by the statements actually executed; a batch without Bind (Parse/Describe) may go anywhere.
@@ -2046,6 +2062,9 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
         this.noteAccess(bp.stmt.plans, bp.stmt.literals, { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes }, batch.reduce((n, m) => n + m.bytes.length, 0));
       } else {
         this.recording = false;
+        // Several statements before one Sync: one implicit transaction (or part of the client's),
+        // whose locks last until it ends. The cutover's in-flight wait must see all it touched.
+        if (bindParams.length > 1) this.noteTouchedBatch(bindParams.map((bp) => ({ plans: bp.stmt.plans, literals: bp.stmt.literals, bound: { values: bp.values, formats: bp.formats, types: bp.stmt.reg.paramTypes } })));
       }
       void plans;
       this.holdForFlush = !endsWithSync;

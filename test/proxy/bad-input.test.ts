@@ -6,6 +6,7 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { startTestCluster, APP_DB, APP_PASSWORD, APP_USER, type TestCluster } from '../helpers/cluster.js';
 import { cancelQuery } from '../helpers/cancel.js';
+import { loginAndRun } from '../helpers/raw-client.js';
 import { buildStartup } from '../../proxy/protocol/frontend-writer.js';
 
 let cluster: TestCluster;
@@ -249,51 +250,6 @@ test('COPY on an unsharded table works on its single shard, both ways', async ()
   const r = await c.query('SELECT body FROM notes ORDER BY id');
   assert.deepEqual(r.rows.map((x) => x.body), ['hello', 'world']);
 });
-
-let loggedIn = new WeakSet<net.Socket>();
-
-/** Log in on a raw socket (first call), send messages, read until a message of type `until`. */
-async function loginAndRun(sock: net.Socket, messages: Buffer[], until: string, skipLogin = false): Promise<Buffer> {
-  if (!skipLogin && !loggedIn.has(sock)) {
-    const c = new pg.Client({ connectionString: cluster.url });
-    void c;
-    await rawLogin(sock);
-    loggedIn.add(sock);
-  }
-  for (const m of messages) sock.write(m);
-  return readUntil(sock, until);
-}
-
-function readUntil(sock: net.Socket, code: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    let buf = Buffer.alloc(0);
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      let off = 0;
-      while (off + 5 <= buf.length) {
-        const len = buf.readInt32BE(off + 1);
-        if (off + 1 + len > buf.length) break;
-        if (buf[off] === code.charCodeAt(0)) {
-          sock.removeListener('data', onData);
-          resolve(buf);
-          return;
-        }
-        off += 1 + len;
-      }
-    };
-    sock.on('data', onData);
-  });
-}
-
-async function rawLogin(sock: net.Socket): Promise<void> {
-  // Use the md5 user: a two-message login is easy by hand.
-  const { md5Response } = await import('../../proxy/auth/md5.js');
-  sock.write(buildStartup({ user: 'md5user', database: APP_DB }));
-  const auth = await readUntil(sock, 'R');
-  const salt = auth.subarray(9, 13);
-  sock.write(serialize.password(md5Response('md5-password', 'md5user', salt)));
-  await readUntil(sock, 'Z');
-}
 
 test('a shard that is down: clients of that shard get 08006, the other shard keeps serving', async (t) => {
   const c = await startTestCluster({ shards: 2, poolSize: 2 });

@@ -9,16 +9,21 @@
 //    partition) is held until the release, so it takes no lock the fence would wait for; an
 //    autocommit write there is not held;
 // 3. case 1 on a proxy that does not run the mover: it acks the hold (cluster-holds) only after
-//    that transaction committed.
+//    that transaction committed;
+// 4. an extended batch with several Binds before one Sync is held as a whole (every Bind checked),
+//    and re-run after the release without losing or duplicating the statement it prepares.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import pino from 'pino';
 import { freePort } from '../../cli/embedded-server.js';
 import { runProxy, type RunningProxy } from '../../cli/run-proxy.js';
 import { Mover, type Job } from '../../mover/index.js';
 import type { Partition } from '../../config/types.js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { loginAndRun, messageTypes } from '../helpers/raw-client.js';
 
 let cluster: TestCluster;
 let keyspaceId: number;
@@ -183,4 +188,46 @@ test('the same through a proxy that does not run the mover: it acks the hold onc
   await otherClient.connect();
   // Shard 0 has two partitions again (the first test moved one away, the second one back).
   await writeBeforeHoldThenRange(otherClient, 0, 1, other);
+});
+
+test('an extended batch of several statements (pgjdbc executeBatch) on the held range waits for the release as a whole; its named statement survives the wait', async () => {
+  // Shard 1 has three partitions after the tests above.
+  const { moving } = pick(1);
+  const [b1, b2] = keysOf(moving);
+  const s = await cluster.shard(1);
+  const t = await cluster.shard(0);
+  const [n1, n2] = [await n(s, b1!), await n(s, b2!)];
+  const sock = net.connect(cluster.proxy.port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  await loginAndRun(sock, [serialize.query('SELECT 1')], 'Z');
+  let batch = null as ReturnType<typeof track<Buffer>> | null;
+  let heldAfterFence = null as boolean | null;
+  const mover = moverWith(async (step) => {
+    // The fence is up: before this change the batch ran on the source there and failed (PT001).
+    if (step === 'cutover:fenceSource' && batch === null) {
+      batch = track(loginAndRun(sock, [
+        serialize.parse({ name: 'upd', text: 'UPDATE acct SET n = n + $2 WHERE id = $1' }),
+        serialize.bind({ statement: 'upd', values: [String(b1), '5'] }), serialize.execute({}),
+        serialize.bind({ statement: 'upd', values: [String(b2), '5'] }), serialize.execute({}),
+        serialize.sync(),
+      ], 'Z'));
+      await new Promise((r) => setTimeout(r, 200));
+      heldAfterFence = !batch.done;
+    }
+  });
+  try {
+    const r = await runMove(mover, moving, 0);
+    assert.equal(r.done.state, 'done', `job: ${r.done.reason ?? r.done.error ?? ''} (events: ${r.events.join(' | ')})`);
+  } finally {
+    await mover.close();
+  }
+  assert.equal(heldAfterFence, true, 'the batch waited for the release');
+  const reply = await batch!.promise;
+  assert.equal(messageTypes(reply), '12C2CZ', `ParseComplete, two Binds and UPDATEs, ReadyForQuery, no error (${reply.toString('latin1').replace(/[^ -~]/g, '.')})`);
+  assert.equal(await n(t, b1!), n1! + 5, 'both rows updated, on the new owner');
+  assert.equal(await n(t, b2!), n2! + 5);
+  const again = await loginAndRun(sock, [serialize.bind({ statement: 'upd', values: [String(b1), '1'] }), serialize.execute({}), serialize.sync()], 'Z');
+  assert.equal(messageTypes(again), '2CZ', 'the named statement is there once (not lost, not a duplicate)');
+  assert.equal(await n(t, b1!), n1! + 6);
+  sock.destroy();
 });
