@@ -19,7 +19,7 @@ try {
   await psql(s, 'postgres', 'CREATE DATABASE pgtide_catalog');
   const proxy = process.env.PIPE ? await startBarePipe(s.port) : await runProxy(proxyConfig(s.url('pgtide_catalog'), [s.url('bench')], await freePort(), password, 16), pino({ level: 'warn' }));
   const t = { name: 'pgtide', port: proxy.port, user: 'postgres', password, database: 'bench' };
-  await runPgbench(t, 8, 2);
+  await runPgbench(t, 8, 2, process.env.MODE ? ['-M', process.env.MODE] : []);
   // PROFILE=file.cpuprofile: a CPU profile of the measured window only (no startup, no warm-up).
   const inspector = process.env.PROFILE ? new Session() : null;
   if (inspector) {
@@ -42,7 +42,8 @@ try {
   };
   const t0 = threads();
   const c0 = process.cpuUsage();
-  const r = await runPgbench(t, 8, Number(process.env.SECONDS ?? 10));
+  // MODE=extended|prepared: pgbench's query mode (default simple).
+  const r = await runPgbench(t, 8, Number(process.env.SECONDS ?? 10), process.env.MODE ? ['-M', process.env.MODE] : []);
   const c1 = process.cpuUsage(c0);
   const t1 = threads();
   if (process.env.THREADS) for (const [k, v] of t1) if (v - (t0.get(k) ?? 0) > 0) process.stdout.write(`  thread ${k}: ${v - (t0.get(k) ?? 0)} ticks\n`);

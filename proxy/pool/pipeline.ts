@@ -23,8 +23,11 @@ import type { ShardPool } from './shard-pool.js';
 
 /** One statement in a lane: the session that sent it hears its reply. */
 export interface PipelinedUnit {
-  /** Complete messages of the reply, in order (called one or more times). */
-  pipelineData(bytes: Buffer): void;
+  /**
+   * Complete messages of the reply, in order (called one or more times), read from `server`: a
+   * client that cannot take more pauses that socket until it drains (the lane waits with it).
+   */
+  pipelineData(bytes: Buffer, server: PooledServer): void;
   /** The reply ended (ReadyForQuery): rows from its CommandComplete tags; `ranMs` since it reached the head of its lane. */
   pipelineDone(rows: number, ranMs: number): void;
   /** The server connection broke before the reply ended. */
@@ -206,7 +209,7 @@ export class ShardPipeline implements ServerSink {
         head.swallow--;
         lane.swallowing--;
         if (code === BackendCode.ParseComplete || code === BackendCode.CloseComplete) {
-          if (at > from) deliver(head, buf.subarray(from, at));
+          if (at > from) deliver(lane, head, buf.subarray(from, at));
           from = end;
           at = end;
           continue;
@@ -220,7 +223,7 @@ export class ShardPipeline implements ServerSink {
       if (code === BackendCode.ErrorResponse && isFatalError(buf, at, end)) {
         // The server is going away (terminated, shut down): its FATAL would tell the head client's
         // driver that its own connection died. Every queued statement gets a plain 08006 instead.
-        if (at > from) deliver(lane.queue[0], buf.subarray(from, at));
+        if (at > from) deliver(lane, lane.queue[0], buf.subarray(from, at));
         this.retire(lane, true);
         return;
       }
@@ -241,10 +244,10 @@ export class ShardPipeline implements ServerSink {
         const ranMs = now - lane.headSince;
         lane.headSince = now;
         if (entry) {
-          deliver(entry, buf.subarray(from, end));
+          deliver(lane, entry, buf.subarray(from, end));
           if (entry.hit) entry.unit.pipelineRetry();
           else if (!entry.detached) {
-            if (entry.held) for (const b of entry.held) entry.unit.pipelineData(b);
+            if (entry.held) for (const b of entry.held) entry.unit.pipelineData(b, lane.server);
             entry.unit.pipelineDone(rows, ranMs);
           }
         }
@@ -258,7 +261,7 @@ export class ShardPipeline implements ServerSink {
       }
       at = end;
     }
-    if (at > from) deliver(lane.queue[0], buf.subarray(from, at));
+    if (at > from) deliver(lane, lane.queue[0], buf.subarray(from, at));
     if (at < buf.length) lane.partial = Buffer.from(buf.subarray(at));
     // A signal that never showed where it landed may still be on its way: that server is not reused.
     if (lane.queue.length === 0 && lane.partial === null) this.retire(lane, lane.tainted || (lane.signal !== null && !lane.signal.landed));
@@ -285,10 +288,10 @@ export class ShardPipeline implements ServerSink {
 }
 
 /** Reply bytes of the statement at the head: to its client, held back, or dropped (cancelled). */
-function deliver(entry: Entry | undefined, bytes: Buffer): void {
+function deliver(lane: Lane, entry: Entry | undefined, bytes: Buffer): void {
   if (!entry || entry.detached || bytes.length === 0) return;
   if (entry.held) entry.held.push(Buffer.from(bytes));
-  else entry.unit.pipelineData(bytes);
+  else entry.unit.pipelineData(bytes, lane.server);
 }
 
 function uncork(lane: Lane): void {

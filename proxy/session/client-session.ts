@@ -217,6 +217,8 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   private shapeSentAt = 0;
   /** The shard of the unit in flight in a pipeline lane, or -1. */
   private pipelinedShard = -1;
+  /** A lane's server paused because this client's socket was full (resumed on drain or close). */
+  private pausedLane: PooledServer | null = null;
   /** How to send that unit on a linked server instead (when a cancel meant for another hit it). */
   private pipelinedSend: ((link: Link) => void) | null = null;
   private readonly fitsSettings = (server: PooledServer): boolean => sameSettings(server.settings, this.settings);
@@ -1035,10 +1037,15 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
     return true;
   }
 
-  pipelineData(bytes: Buffer): void {
+  pipelineData(bytes: Buffer, server: PooledServer): void {
     this.ctx.counters.bytesOut += bytes.length;
     this.recBytesOut += bytes.length;
-    this.write(bytes);
+    if (!this.write(bytes) && this.pausedLane === null) {
+      // A large reply to a slow client: stop reading the lane's server (as for a linked one)
+      // rather than buffer the rest here. The statements behind it wait, as on the server.
+      this.pausedLane = server;
+      server.socket.pause();
+    }
   }
 
   pipelineDone(rows: number, ranMs: number): void {
@@ -2220,15 +2227,25 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
     this.cleanup();
   }
 
-  private write(buf: Buffer): void {
-    if (this.closed) return;
+  /** false: the client's socket buffer is full (linked servers are paused until it drains). */
+  private write(buf: Buffer): boolean {
+    if (this.closed) return true;
     this.unitWritten += buf.length;
     if (!this.socket.write(buf)) {
       for (const l of this.links.values()) l.server.socket.pause();
+      return false;
     }
+    return true;
+  }
+
+  private resumeLane(): void {
+    const server = this.pausedLane;
+    this.pausedLane = null;
+    server?.socket.resume();
   }
 
   private onClientDrain(): void {
+    this.resumeLane();
     // A shard the scatter merger paused (its queue is long) stays paused until the merger drains it.
     const f = this.fanOut;
     for (const l of this.links.values()) if (!f?.merger?.isPaused(f.index.get(l) ?? -1)) l.server.socket.resume();
@@ -2242,6 +2259,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   private cleanup(): void {
     if (this.closed) return;
     this.closed = true;
+    this.resumeLane();
     this.ctx.sessions.delete(this.pid);
     for (const [shardId, link] of this.links) {
       this.detach(shardId, link);

@@ -42,7 +42,8 @@ export function readUntil(sock: net.Socket, code: string): Promise<Buffer> {
 }
 
 async function rawLogin(sock: net.Socket): Promise<void> {
-  sock.write(buildStartup({ user: 'md5user', database: APP_DB }));
+  // client_encoding as node-postgres sends it: the same session settings as the test's pg clients.
+  sock.write(buildStartup({ user: 'md5user', database: APP_DB, client_encoding: 'UTF8' }));
   const auth = await readUntil(sock, 'R');
   const salt = auth.subarray(9, 13);
   sock.write(serialize.password(md5Response('md5-password', 'md5user', salt)));

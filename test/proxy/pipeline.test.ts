@@ -4,9 +4,12 @@
 // pooling keep a server of their own; a lane whose server dies fails only its queued statements.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import type pg from 'pg';
+import { serialize } from 'pg-protocol';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { cancelQuery } from '../helpers/cancel.js';
+import { loginAndRun } from '../helpers/raw-client.js';
 
 let cluster: TestCluster;
 let admin: pg.Client;
@@ -240,6 +243,60 @@ test('a DDL lock on one table never holds up pipelined reads of another', async 
   assert.deepEqual(await Promise.all(kvReads), ids.map((id) => `v${id}`));
   await locker.end();
   await Promise.all(clients.map((c) => c.end()));
+  await app.end();
+});
+
+test('a slow client reading a large pipelined reply: the proxy stops reading that lane\'s server instead of buffering the reply', async () => {
+  const app = await cluster.client();
+  await app.query('CREATE TABLE big (tenant bigint NOT NULL, seq int NOT NULL, payload text NOT NULL)');
+  await admin.query('SHARD TABLE big BY (tenant)');
+  await app.query("INSERT INTO big (tenant, seq, payload) VALUES (1, 1, 'small')");
+  // 40 MB for tenant 2: more than every socket buffer between the server and the client.
+  await app.query("INSERT INTO big (tenant, seq, payload) SELECT 2, g, repeat('x', 1000) FROM generate_series(1, 40000) g");
+  // Fast while tenant 1 is read: the shape is pipelined.
+  for (let i = 0; i < 5; i++) assert.equal((await app.query('SELECT payload FROM big WHERE tenant = 1')).rows[0].payload, 'small');
+  const shards = [0, 1];
+  const before = await pipelined();
+  const sock = net.connect(cluster.proxy.port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  await loginAndRun(sock, [serialize.query('SELECT 1')], 'Z');
+  try {
+    sock.pause(); // a client that reads nothing for now
+    sock.write(serialize.query('SELECT payload FROM big WHERE tenant = 2'));
+    const blocked = async () => {
+      let n = 0;
+      for (const i of shards) {
+        const s = await cluster.shard(i);
+        n += Number((await s.query("SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'SELECT payload FROM big WHERE tenant = 2' AND state = 'active' AND wait_event = 'ClientWrite'")).rows[0].n);
+        await s.end();
+      }
+      return n;
+    };
+    let waiting = 0;
+    for (let t = 0; t < 50 && waiting === 0; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      waiting = await blocked();
+    }
+    assert.equal((await pipelined()) - before, 1, 'the large read went through a lane');
+    assert.equal(waiting, 1, 'its server backend waits to write (the proxy stopped reading it)');
+    // Other clients' reads are served meanwhile.
+    assert.equal((await app.query('SELECT payload FROM big WHERE tenant = 1')).rows[0].payload, 'small');
+    // The client reads: every byte arrives, the reply ends with ReadyForQuery.
+    let bytes = 0;
+    let tail = Buffer.alloc(0);
+    await new Promise<void>((resolve) => {
+      sock.on('data', (d: Buffer) => {
+        bytes += d.length;
+        tail = Buffer.concat([tail, d]).subarray(-6);
+        if (tail[0] === 0x5a && tail.readInt32BE(1) === 5) resolve();
+      });
+      sock.resume();
+    });
+    assert.ok(bytes > 40000 * 1000, `the whole reply arrived (${bytes} bytes)`);
+    assert.equal(await blocked(), 0);
+  } finally {
+    sock.destroy();
+  }
   await app.end();
 });
 
