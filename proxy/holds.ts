@@ -1,5 +1,5 @@
 // Hash ranges whose statements are held (buffered, not failed) while the mover cuts them over.
-import type { HashParts } from '../config/hash.js';
+import { partsToHash, type HashParts } from '../config/hash.js';
 
 /** Same shape as the mover's HeldRange (the composition root passes those through). */
 export interface HoldRange {
@@ -44,13 +44,7 @@ export class RangeHolds {
 
   hold(r: HoldRange, owner: HoldOwner = 'local'): void {
     if (!this.holds.some((h) => h.jobId === r.jobId && h.owner === owner)) {
-      let source: number | null = null;
-      try {
-        source = this.sourceOf(r.keyspaceId, r.lo);
-      } catch {
-        source = null;
-      }
-      this.holds.push({ jobId: r.jobId, keyspaceId: r.keyspaceId, lo: r.lo, hi: r.hi, owner, seq: ++this.clock, source });
+      this.holds.push({ jobId: r.jobId, keyspaceId: r.keyspaceId, lo: r.lo, hi: r.hi, owner, seq: ++this.clock, source: this.sourceFor(r.keyspaceId, r.lo) });
     }
     this.active = true;
   }
@@ -63,10 +57,19 @@ export class RangeHolds {
     for (const w of waiters) w();
   }
 
+  /** The shard owning hash `lo` of the key space in the routing served now, or null when it does not say. */
+  sourceFor(keyspaceId: number, lo: bigint): number | null {
+    try {
+      return this.sourceOf(keyspaceId, lo);
+    } catch {
+      return null;
+    }
+  }
+
   /** Is this key (by its hash) in a held range? */
   holdsHash(keyspaceId: number, h: HashParts): boolean {
     if (!this.active) return false;
-    const hash = (BigInt(h.hi) << 32n) | BigInt(h.lo >>> 0);
+    const hash = partsToHash(h);
     return this.holds.some((r) => r.keyspaceId === keyspaceId && hash >= r.lo && hash < r.hi);
   }
 

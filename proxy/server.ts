@@ -195,13 +195,7 @@ export class ProxyServer implements ProxyContext, HandshakeHost {
     let holds: readonly ActiveHold[] = this.holds.forJob(range.jobId);
     if (holds.length === 0) {
       // Not held (yet): whatever touched the key space on its shard so far counts.
-      let source: number | null = null;
-      try {
-        source = this.index.partitionFor(range.keyspaceId, range.lo).shardId;
-      } catch {
-        source = null;
-      }
-      holds = [{ jobId: range.jobId, keyspaceId: range.keyspaceId, lo: range.lo, hi: range.hi, owner: 'local', seq: Number.POSITIVE_INFINITY, source }];
+      holds = [{ jobId: range.jobId, keyspaceId: range.keyspaceId, lo: range.lo, hi: range.hi, owner: 'local', seq: Number.POSITIVE_INFINITY, source: this.holds.sourceFor(range.keyspaceId, range.lo) }];
     }
     for (const s of this.sessions.values()) for (const h of holds) if (s.inFlightFor(h)) return true;
     return false;

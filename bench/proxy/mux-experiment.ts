@@ -6,14 +6,10 @@
 // (cork/uncork). Each server's replies are split on ReadyForQuery and handed back in FIFO order.
 // Side by side with the bare pipe and direct, same server, interleaved rounds:
 //   node dist/bench/proxy/mux-experiment.js      (SERVERS=2 ROUNDS=5 SECONDS=6 CLIENTS=8)
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, startEmbeddedServer } from '../../cli/embedded-server.js';
 import { ServerConnection } from '../../proxy/backend/server-connection.js';
 import * as bw from '../../proxy/protocol/backend-writer.js';
-import { pgbenchInit, runPgbench, startBarePipe } from './pgbench.js';
+import { pgbenchInit, runPgbench, startBarePipe, startScratchPostgres } from './pgbench.js';
 
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 
@@ -98,10 +94,9 @@ async function startMux(port: number, password: string, n: number): Promise<{ po
   return { port: (server.address() as net.AddressInfo).port, close: () => { server.close(); for (const s of servers) s.socket.destroy(); } };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'pgtide-mux-'));
-chmodSync(dir, 0o755);
 const password = 'bench-password';
-const pgs = await startEmbeddedServer({ dataDir: join(dir, 'pg'), port: await freePort(), user: 'postgres', password, ephemeral: true, settings: { max_connections: 200 } });
+const scratch = await startScratchPostgres('pgtide-mux-', password);
+const pgs = scratch.server;
 try {
   await pgbenchInit(pgs);
   const pipe = await startBarePipe(pgs.port);
@@ -120,6 +115,5 @@ try {
   mux.close();
   await pipe.close();
 } finally {
-  await pgs.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await scratch.stop();
 }

@@ -150,6 +150,23 @@ export async function psql(server: EmbeddedServer, db: string, sql: string): Pro
   }
 }
 
+/**
+ * One throwaway Postgres for an ad-hoc proxy measurement (bench/proxy/*.ts scripts), in a temporary
+ * directory its server user can enter; stop() stops it and removes the directory.
+ */
+export async function startScratchPostgres(prefix: string, password: string): Promise<{ server: EmbeddedServer; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const server = await startEmbeddedServer({ dataDir: join(dir, 'pg'), port: await freePort(), user: 'postgres', password, ephemeral: true, settings: { max_connections: 200 } });
+    return { server, stop: async () => { await server.stop(); remove(); } };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
 export async function pgbenchInit(server: EmbeddedServer): Promise<void> {
   await psql(server, 'postgres', 'CREATE DATABASE bench');
   await exec('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(server.port), '-U', server.user, 'bench'], {

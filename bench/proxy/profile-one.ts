@@ -1,19 +1,16 @@
 // Ad-hoc: one embedded server + pgtide (1 shard) + pgbench -S; prints the proxy's CPU µs per transaction.
 // Run with --cpu-prof to see where the proxy's time goes: node --cpu-prof dist/bench/proxy/profile-one.js
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import pino from 'pino';
-import { freePort, startEmbeddedServer } from '../../cli/embedded-server.js';
+import { freePort } from '../../cli/embedded-server.js';
 import { runProxy } from '../../cli/run-proxy.js';
-import { pgbenchInit, proxyConfig, runPgbench, psql, startBarePipe } from './pgbench.js';
+import { pgbenchInit, proxyConfig, runPgbench, psql, startBarePipe, startScratchPostgres } from './pgbench.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'pgtide-prof-'));
-chmodSync(dir, 0o755);
 const password = 'bench-password';
-const s = await startEmbeddedServer({ dataDir: join(dir, 'pg'), port: await freePort(), user: 'postgres', password, ephemeral: true, settings: { max_connections: 200 } });
+const scratch = await startScratchPostgres('pgtide-prof-', password);
+const s = scratch.server;
 try {
   await pgbenchInit(s);
   await psql(s, 'postgres', 'CREATE DATABASE pgtide_catalog');
@@ -55,6 +52,5 @@ try {
   process.stdout.write(`tps ${r.tps.toFixed(0)}; proxy cpu ${((c1.user + c1.system) / (r.tps * seconds)).toFixed(1)} µs/tx (user ${(c1.user / (r.tps * seconds)).toFixed(1)}, system ${(c1.system / (r.tps * seconds)).toFixed(1)})\n`);
   await ('stop' in proxy ? proxy.stop() : proxy.close());
 } finally {
-  await s.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await scratch.stop();
 }

@@ -92,8 +92,6 @@ export class ShardPipeline implements ServerSink {
   private readonly byServer = new Map<PooledServer, Lane>();
   /** A statement wanted a lane and found no server for one. */
   private demand = false;
-  /** Cancel signals sent to lane servers. */
-  signalsSent = 0;
 
   constructor(private readonly pool: ShardPool, private readonly opts: PipelineOptions) {}
 
@@ -158,7 +156,6 @@ export class ShardPipeline implements ServerSink {
         // It holds up the lane: stop it on the server. Whoever is behind it may be hit instead.
         lane.signal = { target: entry, landed: false };
         for (const e of lane.queue) if (e !== entry && !e.detached) e.held = [];
-        this.signalsSent++;
         lane.server.conn.cancel().catch(() => {
           // Not delivered: the statement runs to its end; nothing can land late either.
           if (lane.signal?.target === entry) lane.signal.landed = true;

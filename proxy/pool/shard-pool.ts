@@ -72,9 +72,7 @@ export class ShardPool implements ServerSink {
         this.all.delete(s);
         continue;
       }
-      this.totalAcquired++;
-      s.lastUsed = Date.now();
-      return s;
+      return this.lend(s);
     }
     return null;
   }
@@ -85,11 +83,16 @@ export class ShardPool implements ServerSink {
       const s = this.idle[i]!;
       if (s.broken || !fits(s)) continue;
       this.idle.splice(i, 1);
-      this.totalAcquired++;
-      s.lastUsed = Date.now();
-      return s;
+      return this.lend(s);
     }
     return null;
+  }
+
+  /** An idle connection taken out of `idle` goes to a client (or a lane). */
+  private lend(s: PooledServer): PooledServer {
+    this.totalAcquired++;
+    s.lastUsed = Date.now();
+    return s;
   }
 
   acquire(): Promise<PooledServer> {

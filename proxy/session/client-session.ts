@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import { PgtideError } from '../../config/errors.js';
 import { firstKeyText, keyedPartition, resolveRowShards, type BoundParams, type StatementPlan } from '../router/index.js';
-import type { HashParts } from '../../config/hash.js';
+import { partsToHash, type HashParts } from '../../config/hash.js';
 import type { ProxyContext, SessionHandle } from '../context.js';
 import type { ActiveHold } from '../holds.js';
 import type { RoutingIndex } from '../../config/routing.js';
@@ -665,7 +665,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
         if (index.table(plan.table)?.keyspaceId !== h.keyspaceId) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
         if (!p) return true;
-        const hash = (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0);
+        const hash = partsToHash(this.hashSlot);
         if (hash >= h.lo && hash < h.hi) return true;
         if (inTx && plan.write && (h.source === null || p.shardId === h.source)) return true;
       } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'copy') {
@@ -728,7 +728,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
         const info = index.table(plan.table);
         if (info?.keyspaceId === undefined) continue;
         const p = keyedPartition(plan, literals, bound, index, this.hashSlot);
-        this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? (BigInt(this.hashSlot.hi) << 32n) | BigInt(this.hashSlot.lo >>> 0) : null, shard: p ? p.shardId : -1, write: plan.write, seq: this.ctx.holds.now });
+        this.txTouched.push({ keyspaceId: info.keyspaceId, hash: p ? partsToHash(this.hashSlot) : null, shard: p ? p.shardId : -1, write: plan.write, seq: this.ctx.holds.now });
       } else if (plan.kind === 'insert-rows' || plan.kind === 'insert-select' || plan.kind === 'scatter-read' || plan.kind === 'broadcast' || plan.kind === 'copy') {
         const tables = 'tables' in plan ? plan.tables : [plan.table];
         for (const t of tables) {
@@ -1050,8 +1050,7 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
 
   pipelineDone(rows: number, ranMs: number): void {
     const now = performance.now();
-    this.ctx.counters.latency.observe(this.pipelinedShard, (now - this.unitStarted) / 1000, now);
-    this.pipelinedShard = -1;
+    this.ctx.counters.latency.observe(this.leaveLane().shardId, (now - this.unitStarted) / 1000, now);
     if (this.recording) this.recRows += rows;
     // Its own run at the head of the lane, not its wait behind other clients' statements.
     this.noteShape(ranMs);
@@ -1061,24 +1060,28 @@ export class ClientSession implements ServerSink, SessionHandle, PipelinedUnit {
   }
 
   pipelineRetry(): void {
-    const shardId = this.pipelinedShard;
-    const send = this.pipelinedSend!;
-    this.pipelinedShard = -1;
-    this.pipelinedSend = null;
-    if (!this.closed) this.withLink(shardId, send);
+    const { shardId, send } = this.leaveLane();
+    if (!this.closed) this.withLink(shardId, send!);
   }
 
   cancelPipelined(): boolean {
     const shardId = this.pipelinedShard;
     if (shardId < 0 || !this.ctx.pipeline?.(shardId)?.cancel(this, performance.now())) return false;
-    this.pipelinedShard = -1;
+    this.leaveLane();
     this.failUnit(new SessionError('QUERY_CANCELED', 'canceling statement due to user request', { sqlstate: '57014' }));
     return true;
   }
 
-  pipelineLost(): void {
-    const shard = this.pipelinedShard;
+  /** The unit in flight is no longer in a lane: where it was, and how to send it on a linked server. */
+  private leaveLane(): { shardId: number; send: ((link: Link) => void) | null } {
+    const left = { shardId: this.pipelinedShard, send: this.pipelinedSend };
     this.pipelinedShard = -1;
+    this.pipelinedSend = null;
+    return left;
+  }
+
+  pipelineLost(): void {
+    const shard = this.leaveLane().shardId;
     this.failUnit(new SessionError('SERVER_LOST', `lost the connection to shard ${shard} before the statement's result arrived; it may or may not have run`, { sqlstate: '08006' }));
   }
 
